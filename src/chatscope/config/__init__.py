@@ -1,0 +1,28 @@
+"""Configuration: the settings model, ephemeral settings, and loading them at the entry point."""
+
+from __future__ import annotations
+
+from chatscope.config.ephemeral import EPHEMERAL_SETTING_NAMES, EphemeralSettings, ToolFormat
+from chatscope.config.loading import describe_validation_error, load_settings
+from chatscope.config.settings import (
+    PROVIDER_NAMES,
+    HttpSettings,
+    ProviderName,
+    ProviderSettings,
+    ProvidersSettings,
+    Settings,
+)
+
+__all__ = [
+    "EPHEMERAL_SETTING_NAMES",
+    "PROVIDER_NAMES",
+    "EphemeralSettings",
+    "HttpSettings",
+    "ProviderName",
+    "ProviderSettings",
+    "ProvidersSettings",
+    "Settings",
+    "ToolFormat",
+    "describe_validation_error",
+    "load_settings",
+]

@@ -1,0 +1,140 @@
+"""The one settings model, read from `CHATSCOPE_*` environment variables and `.env` files.
+
+Settings are read once, at the entry point, by `load_settings`; nothing reads them at import.
+The result is frozen and handed down; runtime scopes take snapshots of the parts they need.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from chatscope.config.ephemeral import EphemeralSettings
+
+__all__ = [
+    "PROVIDER_NAMES",
+    "AnthropicSettings",
+    "DemoSettings",
+    "GeminiSettings",
+    "HttpSettings",
+    "OpenAISettings",
+    "ProviderName",
+    "ProviderSettings",
+    "ProvidersSettings",
+    "Settings",
+]
+
+ProviderName = Literal["demo", "openai", "openai-responses", "anthropic", "gemini"]
+PROVIDER_NAMES: tuple[ProviderName, ...] = (
+    "demo",
+    "openai",
+    "openai-responses",
+    "anthropic",
+    "gemini",
+)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ProviderSettings(_Frozen):
+    """How to reach one provider. The key is a `SecretStr`: it never prints."""
+
+    api_key: SecretStr | None = None
+    key_file: Path | None = None
+    base_url: str | None = None
+    default_model: str
+    auth_required: bool = True
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_is_http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+
+class DemoSettings(ProviderSettings):
+    """The offline demo provider: no network, no key."""
+
+    default_model: str = "chatscope-demo"
+    auth_required: bool = False
+
+
+class OpenAISettings(ProviderSettings):
+    """OpenAI Chat Completions, or any server speaking its wire format."""
+
+    base_url: str | None = "https://api.openai.com/v1"
+    default_model: str = "gpt-4o-mini"
+
+
+class AnthropicSettings(ProviderSettings):
+    """Anthropic Messages."""
+
+    base_url: str | None = "https://api.anthropic.com"
+    default_model: str = "claude-sonnet-4-5"
+
+
+class GeminiSettings(ProviderSettings):
+    """Google Gemini (Generative Language API)."""
+
+    base_url: str | None = "https://generativelanguage.googleapis.com/v1beta"
+    default_model: str = "gemini-2.5-flash"
+
+
+class ProvidersSettings(_Frozen):
+    """One section per provider adapter; a partial section keeps the other defaults."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_by_name=True)
+
+    demo: DemoSettings = DemoSettings()
+    openai: OpenAISettings = OpenAISettings()
+    openai_responses: OpenAISettings = Field(OpenAISettings(), alias="openai-responses")
+    anthropic: AnthropicSettings = AnthropicSettings()
+    gemini: GeminiSettings = GeminiSettings()
+
+    def get(self, name: str) -> ProviderSettings:
+        """The section of provider `name` (as spelt in `ProviderName`)."""
+        section: ProviderSettings = getattr(self, name.replace("-", "_"))
+        return section
+
+
+class HttpSettings(_Frozen):
+    """The shared connection pool and its timeouts, in seconds."""
+
+    connect_timeout: float = Field(10.0, gt=0)
+    first_byte_timeout: float = Field(60.0, gt=0)
+    idle_stream_timeout: float = Field(60.0, gt=0)
+    max_connections: int = Field(100, ge=1)
+
+
+class Settings(BaseSettings):
+    """Everything chatscope reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHATSCOPE_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="ignore",
+        validate_default=True,
+    )
+
+    provider: ProviderName = "demo"
+    model: str | None = None
+    workspace: Path = Field(default_factory=Path.cwd)
+    max_turns: int = Field(10, ge=1, le=200)
+    log_level: Literal["debug", "info", "warning", "error"] = "warning"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    providers: ProvidersSettings = ProvidersSettings()
+    ephemeral: EphemeralSettings = EphemeralSettings()
+    http: HttpSettings = HttpSettings()
+
+    def model_for(self, provider: str) -> str:
+        """The model to use for `provider`: the explicit one if it is the default provider."""
+        if self.model and provider == self.provider:
+            return self.model
+        return self.providers.get(provider).default_model

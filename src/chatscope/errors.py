@@ -1,0 +1,228 @@
+"""chatscope's exceptions.
+
+Every error chatscope raises on purpose derives from `ChatscopeError`, so a service can catch one
+type at its boundary and the CLI can print one clear line instead of a traceback::
+
+    ChatscopeError
+    ├── ConfigurationError              a setting or profile is invalid (key, value, allowed)
+    ├── MissingProviderRuntimeError     a runtime scope was asked for without one of its parts
+    ├── UnknownProviderError            no adapter is registered under that provider name
+    ├── AuthenticationRequiredError     no credential could be resolved for a call that needs one
+    ├── ToolError                       a tool refused or failed (the model is told)
+    │   └── WorkspaceEscapeError        a path pointed outside the workspace root
+    ├── TurnLimitExceededError          (reserved) a caller asked for strict turn limits
+    └── ProviderError                   a model call failed; carries category, status, retryable
+        ├── RateLimitError              category rate_limit (retryable)
+        ├── QuotaExceededError          category quota
+        ├── AuthenticationFailedError   categories authentication / permission
+        ├── ModelNotFoundError          category not_found
+        ├── InvalidRequestError         categories invalid_request / context_length
+        ├── ServerError                 categories server / overloaded (retryable)
+        ├── ProviderNetworkError        categories network / timeout (retryable)
+        └── StreamProtocolError         the provider sent something chatscope cannot parse
+
+Secrets never reach a message: `redact_secrets` is applied to every provider message.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+
+__all__ = [
+    "AuthenticationFailedError",
+    "AuthenticationRequiredError",
+    "ChatscopeError",
+    "ConfigurationError",
+    "ErrorCategory",
+    "InvalidRequestError",
+    "MissingProviderRuntimeError",
+    "ModelNotFoundError",
+    "ProviderError",
+    "ProviderNetworkError",
+    "QuotaExceededError",
+    "RateLimitError",
+    "ServerError",
+    "StreamProtocolError",
+    "ToolError",
+    "TurnLimitExceededError",
+    "UnknownProviderError",
+    "WorkspaceEscapeError",
+    "redact_secrets",
+]
+
+_SECRET_PATTERNS = (
+    re.compile(r"sk-(?:ant-|proj-)?[A-Za-z0-9_\-]{8,}"),
+    re.compile(r"AIza[0-9A-Za-z_\-]{20,}"),
+    re.compile(r"(?i)(?P<label>bearer\s+)[A-Za-z0-9._\-~+/]{8,}=*"),
+    re.compile(r"(?P<label>[?&]key=)[^&\s]+"),
+    re.compile(
+        r"(?i)(?P<label>(?:api[_-]?key|x-goog-api-key|x-api-key|token)[\"']?\s*[:=]\s*[\"']?)"
+        r"[^\s\"',}&]+"
+    ),
+)
+
+
+def redact_secrets(text: str) -> str:
+    """Blank out anything shaped like an API key or bearer token, keeping the text readable."""
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(_redacted, text)
+    return text
+
+
+def _redacted(match: re.Match[str]) -> str:
+    return (match.groupdict().get("label") or "") + "[REDACTED]"
+
+
+class ChatscopeError(Exception):
+    """Base of every error chatscope raises on purpose."""
+
+
+class ConfigurationError(ChatscopeError):
+    """A setting, `.env` entry or profile is invalid."""
+
+
+class MissingProviderRuntimeError(ChatscopeError):
+    """A runtime scope lacks parts it needs; no global is ever substituted (REQ-SP4-001)."""
+
+    def __init__(
+        self, missing: list[str] | tuple[str, ...], *, runtime_id: str | None = None
+    ) -> None:
+        self.missing = tuple(missing)
+        self.runtime_id = runtime_id
+        where = f" for runtime {runtime_id}" if runtime_id else ""
+        super().__init__(f"runtime context{where} is missing: {', '.join(self.missing)}")
+
+
+class UnknownProviderError(ChatscopeError):
+    """No provider adapter is registered under the requested name."""
+
+    def __init__(self, name: str, known: tuple[str, ...]) -> None:
+        self.name = name
+        self.known = known
+        super().__init__(f"unknown provider {name!r}; known providers: {', '.join(known)}")
+
+
+class AuthenticationRequiredError(ChatscopeError):
+    """No API key was found for a provider endpoint that needs one."""
+
+    def __init__(self, provider: str, looked_in: tuple[str, ...]) -> None:
+        self.provider = provider
+        self.looked_in = looked_in
+        super().__init__(f"no API key for provider {provider!r}; looked in: {', '.join(looked_in)}")
+
+
+class ToolError(ChatscopeError):
+    """A tool refused its arguments or failed; the chat loop turns it into an error result."""
+
+
+class WorkspaceEscapeError(ToolError):
+    """A tool was asked for a path outside its workspace root."""
+
+
+class TurnLimitExceededError(ChatscopeError):
+    """Raised only when a caller asks for strict turn limits."""
+
+
+class ErrorCategory(enum.StrEnum):
+    """What kind of failure a provider reported, independent of its wire format."""
+
+    RATE_LIMIT = "rate_limit"
+    QUOTA = "quota"
+    AUTHENTICATION = "authentication"
+    PERMISSION = "permission"
+    NOT_FOUND = "not_found"
+    INVALID_REQUEST = "invalid_request"
+    CONTEXT_LENGTH = "context_length"
+    SERVER = "server"
+    OVERLOADED = "overloaded"
+    NETWORK = "network"
+    TIMEOUT = "timeout"
+    PROTOCOL = "protocol"
+
+
+_RETRYABLE = frozenset(
+    {
+        ErrorCategory.RATE_LIMIT,
+        ErrorCategory.SERVER,
+        ErrorCategory.OVERLOADED,
+        ErrorCategory.NETWORK,
+        ErrorCategory.TIMEOUT,
+    }
+)
+
+
+class ProviderError(ChatscopeError):
+    """A model call failed. The provider's own message is kept, with secrets redacted."""
+
+    default_category = ErrorCategory.SERVER
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        category: ErrorCategory | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.provider = provider
+        self.category = category or self.default_category
+        self.status = status
+        self.retry_after = retry_after
+        self.provider_message = redact_secrets(message)
+        status_text = f" HTTP {status}" if status is not None else ""
+        super().__init__(f"{provider}{status_text} {self.category}: {self.provider_message}")
+
+    @property
+    def retryable(self) -> bool:
+        """Whether trying the same call again may succeed."""
+        return self.category in _RETRYABLE
+
+
+class RateLimitError(ProviderError):
+    """Too many requests right now; retry later."""
+
+    default_category = ErrorCategory.RATE_LIMIT
+
+
+class QuotaExceededError(ProviderError):
+    """The account's quota is used up; retrying will not help."""
+
+    default_category = ErrorCategory.QUOTA
+
+
+class AuthenticationFailedError(ProviderError):
+    """The provider rejected the credentials or their permissions."""
+
+    default_category = ErrorCategory.AUTHENTICATION
+
+
+class ModelNotFoundError(ProviderError):
+    """The model or endpoint does not exist."""
+
+    default_category = ErrorCategory.NOT_FOUND
+
+
+class InvalidRequestError(ProviderError):
+    """The provider refused the request as malformed or too long."""
+
+    default_category = ErrorCategory.INVALID_REQUEST
+
+
+class ServerError(ProviderError):
+    """The provider failed or is overloaded."""
+
+    default_category = ErrorCategory.SERVER
+
+
+class ProviderNetworkError(ProviderError):
+    """The connection failed, dropped or timed out."""
+
+    default_category = ErrorCategory.NETWORK
+
+
+class StreamProtocolError(ProviderError):
+    """The provider sent a stream or body chatscope cannot parse."""
+
+    default_category = ErrorCategory.PROTOCOL

@@ -1,0 +1,65 @@
+"""Ports: the small interfaces services depend on. Adapters implement them; tests fake them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from chatscope.services.events import ProviderEvent
+from chatscope.services.invocation import ModelInvocation, ToolDeclaration
+from chatscope.services.messages import Message, Usage
+
+__all__ = ["HistoryStore", "ModelProvider", "TelemetrySink", "Tool"]
+
+
+@runtime_checkable
+class ModelProvider(Protocol):
+    """One streamed model call per `stream`; all inputs arrive in the invocation (REQ-SP4-002)."""
+
+    @property
+    def name(self) -> str:
+        """The provider name this adapter answers to."""
+        ...
+
+    def stream(self, invocation: ModelInvocation) -> AsyncIterator[ProviderEvent]:
+        """Yield the response as typed events, ending with a `FinishEvent`."""
+        ...
+
+
+@runtime_checkable
+class HistoryStore(Protocol):
+    """The history of one scope. A turn is stored whole or not at all."""
+
+    async def messages(self) -> tuple[Message, ...]:
+        """Every stored message, oldest first."""
+        ...
+
+    async def append_turn(self, messages: Sequence[Message], usage: Usage | None = None) -> None:
+        """Store the messages of one completed turn atomically, with its API usage if known."""
+        ...
+
+    async def token_count(self) -> int:
+        """Tokens the stored history costs: API-reported where known, estimated otherwise."""
+        ...
+
+
+class TelemetrySink(Protocol):
+    """Where enriched telemetry events go: structlog in production, a list in tests."""
+
+    def emit(self, event: str, fields: Mapping[str, Any]) -> None:
+        """Record one event with its fields."""
+        ...
+
+
+@runtime_checkable
+class Tool(Protocol):
+    """A tool the model may call."""
+
+    @property
+    def declaration(self) -> ToolDeclaration:
+        """Name, description and JSON-schema parameters."""
+        ...
+
+    async def run(self, arguments: Mapping[str, Any]) -> str:
+        """Run with the model's arguments; raise `ToolError` to report a failure to the model."""
+        ...
