@@ -5,11 +5,13 @@ from __future__ import annotations
 from chatscope.config.ephemeral import EPHEMERAL_SETTING_NAMES, EphemeralSettings, ToolFormat
 from chatscope.config.loading import describe_validation_error, load_settings
 from chatscope.config.settings import (
+    ExplicitSettings,
     PROVIDER_NAMES,
     HttpSettings,
     ProviderName,
     ProviderSettings,
     ProvidersSettings,
+    RetrySettings,
     Settings,
 )
 
@@ -17,10 +19,12 @@ __all__ = [
     "EPHEMERAL_SETTING_NAMES",
     "PROVIDER_NAMES",
     "EphemeralSettings",
+    "ExplicitSettings",
     "HttpSettings",
     "ProviderName",
     "ProviderSettings",
     "ProvidersSettings",
+    "RetrySettings",
     "Settings",
     "ToolFormat",
     "describe_validation_error",

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from chatscope.config.ephemeral import EphemeralSettings
 
@@ -18,12 +18,14 @@ __all__ = [
     "PROVIDER_NAMES",
     "AnthropicSettings",
     "DemoSettings",
+    "ExplicitSettings",
     "GeminiSettings",
     "HttpSettings",
     "OpenAISettings",
     "ProviderName",
     "ProviderSettings",
     "ProvidersSettings",
+    "RetrySettings",
     "Settings",
 ]
 
@@ -112,6 +114,17 @@ class HttpSettings(_Frozen):
     max_connections: int = Field(100, ge=1)
 
 
+class RetrySettings(_Frozen):
+    """How failed model calls are retried (before any output reached the caller)."""
+
+    max_attempts: int = Field(6, ge=1, le=20)
+    initial_delay: float = Field(5.0, gt=0)
+    multiplier: float = Field(2.0, ge=1.0)
+    max_delay: float = Field(30.0, gt=0)
+    jitter: float = Field(0.3, ge=0.0, lt=1.0)
+    max_server_delay: float = Field(300.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Everything chatscope reads from its environment."""
 
@@ -132,9 +145,29 @@ class Settings(BaseSettings):
     providers: ProvidersSettings = ProvidersSettings()
     ephemeral: EphemeralSettings = EphemeralSettings()
     http: HttpSettings = HttpSettings()
+    retry: RetrySettings = RetrySettings()
 
     def model_for(self, provider: str) -> str:
         """The model to use for `provider`: the explicit one if it is the default provider."""
         if self.model and provider == self.provider:
             return self.model
         return self.providers.get(provider).default_model
+
+
+class ExplicitSettings(Settings):
+    """Settings from the values passed in only: no environment, no `.env` file.
+
+    For tests and for applications that take their configuration from elsewhere.
+    """
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Read nothing but the constructor's arguments."""
+        return (init_settings,)

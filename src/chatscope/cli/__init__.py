@@ -1,0 +1,1 @@
+"""The `chatscope` command line."""

@@ -1,0 +1,108 @@
+"""The `chatscope` entry point: parse flags, read settings once, build the container, run.
+
+This is the only place that reads the process environment and configures logging. Errors of
+chatscope's own become one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from chatscope.cli.commands import run_chat, show_config
+from chatscope.config.loading import load_settings
+from chatscope.config.settings import PROVIDER_NAMES, Settings
+from chatscope.containers.application import ApplicationContainer
+from chatscope.errors import ChatscopeError, ConfigurationError
+
+__all__ = ["build_parser", "main"]
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="chatscope", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    chat = commands.add_parser("chat", help="send one prompt and stream the answer")
+    chat.add_argument("prompt", help="what to ask")
+    chat.add_argument("--provider", choices=PROVIDER_NAMES, help="provider adapter to use")
+    chat.add_argument("--model", help="model name (default: the provider's default model)")
+    chat.add_argument("--base-url", help="provider endpoint, e.g. http://127.0.0.1:8080/v1")
+    chat.add_argument("--system", help="system prompt")
+    chat.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    _add_env_file(chat)
+    config = commands.add_parser("config", help="inspect configuration")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    show = config_commands.add_parser("show", help="print effective settings, secrets redacted")
+    _add_env_file(show)
+    return parser
+
+
+def _add_env_file(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--env-file", type=Path, help="read settings from this .env file too")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except ConfigurationError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except ChatscopeError as exc:
+        return _fail(str(exc), EXIT_ERROR)
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED)
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.env_file)
+    if args.command == "config":
+        show_config(settings, sys.stdout)
+        return 0
+    return asyncio.run(_chat(settings, args))
+
+
+async def _chat(settings: Settings, args: argparse.Namespace) -> int:
+    app = ApplicationContainer(settings=settings, environ=dict(os.environ))
+    await _init(app)
+    try:
+        return await run_chat(app, _chat_options(args), sys.stdout, sys.stderr)
+    finally:
+        await _shutdown(app)
+
+
+async def _init(app: ApplicationContainer) -> None:
+    result = app.init_resources()
+    if result is not None:
+        await result
+
+
+async def _shutdown(app: ApplicationContainer) -> None:
+    result = app.shutdown_resources()
+    if result is not None:
+        await result
+
+
+def _chat_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "prompt": args.prompt,
+        "provider": args.provider,
+        "model": args.model,
+        "base_url": args.base_url,
+        "system_prompt": args.system,
+        "as_json": args.json,
+    }
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"chatscope: error: {message}", file=sys.stderr)
+    return code

@@ -1,0 +1,56 @@
+"""The adapters layer: the shared connection pool, provider adapters, telemetry sink and tools."""
+
+from __future__ import annotations
+
+import structlog
+from dependency_injector import containers, providers
+
+from chatscope.adapters.anthropic import AnthropicProvider
+from chatscope.adapters.demo import DemoProvider
+from chatscope.adapters.gemini import GeminiProvider
+from chatscope.adapters.http_client import open_http_client
+from chatscope.adapters.openai_chat import OpenAIChatProvider
+from chatscope.adapters.openai_responses import OpenAIResponsesProvider
+from chatscope.adapters.workspace_tools import build_workspace_tools
+from chatscope.config.settings import PROVIDER_NAMES, Settings
+from chatscope.services.runtime import ProviderCatalog
+from chatscope.services.telemetry import StructlogSink
+
+
+class AdaptersContainer(containers.DeclarativeContainer):
+    """Long-lived infrastructure, one per application. Holds no credentials.
+
+    Provider adapters are `Factory` providers: every runtime scope gets a fresh adapter object,
+    so no adapter instance is ever shared by two conversations (REQ-SP4-003). They share only
+    the connection pool, which carries no key, model or base URL.
+    """
+
+    settings = providers.Dependency(instance_of=Settings)
+
+    http_client = providers.Resource(open_http_client, http=settings.provided.http)
+
+    demo = providers.Factory(DemoProvider)
+    openai = providers.Factory(OpenAIChatProvider, client=http_client, name="openai")
+    openai_responses = providers.Factory(
+        OpenAIResponsesProvider, client=http_client, name="openai-responses"
+    )
+    anthropic = providers.Factory(AnthropicProvider, client=http_client, name="anthropic")
+    gemini = providers.Factory(GeminiProvider, client=http_client, name="gemini")
+
+    model_providers = providers.Aggregate(
+        {
+            "demo": demo,
+            "openai": openai,
+            "openai-responses": openai_responses,
+            "anthropic": anthropic,
+            "gemini": gemini,
+        }
+    )
+    provider_catalog = providers.Singleton(
+        ProviderCatalog, create=model_providers.provider, names=PROVIDER_NAMES
+    )
+
+    telemetry_sink = providers.Singleton(
+        StructlogSink, logger=providers.Callable(structlog.get_logger, "chatscope.telemetry")
+    )
+    workspace_tools = providers.Singleton(build_workspace_tools, root=settings.provided.workspace)

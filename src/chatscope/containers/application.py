@@ -1,0 +1,60 @@
+"""The application container: settings in, logging and infrastructure up, scopes out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from dependency_injector import containers, providers
+
+from chatscope.adapters.structlog_setup import configure_logging
+from chatscope.config.settings import Settings
+from chatscope.containers.adapters import AdaptersContainer
+from chatscope.containers.runtime import RuntimeScopeContainer
+from chatscope.services.auth import AuthResolver
+from chatscope.services.retry import RetryPolicy
+
+
+class ApplicationContainer(containers.DeclarativeContainer):
+    """Composes the layers. The entry point supplies `settings` and an `environ` snapshot.
+
+    Usage::
+
+        app = ApplicationContainer(settings=load_settings(), environ=dict(os.environ))
+        await app.init_resources()
+        context = app.runtime.scopes().foreground()
+        chat = app.runtime.chat_session(context=context)
+    """
+
+    settings = providers.Dependency(instance_of=Settings)
+    environ = providers.Dependency(instance_of=Mapping)
+
+    logging = providers.Resource(
+        configure_logging,
+        level=settings.provided.log_level,
+        log_format=settings.provided.log_format,
+    )
+
+    adapters = providers.Container(AdaptersContainer, settings=settings)
+
+    auth_resolver = providers.Singleton(AuthResolver, environ=environ)
+    retry_policy = providers.Singleton(
+        RetryPolicy,
+        max_attempts=settings.provided.retry.max_attempts,
+        initial_delay=settings.provided.retry.initial_delay,
+        multiplier=settings.provided.retry.multiplier,
+        max_delay=settings.provided.retry.max_delay,
+        jitter=settings.provided.retry.jitter,
+        max_server_delay=settings.provided.retry.max_server_delay,
+        first_byte_timeout=settings.provided.http.first_byte_timeout,
+        idle_timeout=settings.provided.http.idle_stream_timeout,
+    )
+
+    runtime = providers.Container(
+        RuntimeScopeContainer,
+        settings=settings,
+        provider_catalog=adapters.provider_catalog,
+        telemetry_sink=adapters.telemetry_sink,
+        workspace_tools=adapters.workspace_tools,
+        auth_resolver=auth_resolver,
+        retry_policy=retry_policy,
+    )

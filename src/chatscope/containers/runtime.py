@@ -1,0 +1,46 @@
+"""The runtime-scope layer: factories that build a fresh scope for every chat and subagent."""
+
+from __future__ import annotations
+
+from dependency_injector import containers, providers
+
+from chatscope.config.settings import Settings
+from chatscope.services.auth import AuthResolver
+from chatscope.services.chat import ChatSession
+from chatscope.services.history import InMemoryHistory
+from chatscope.services.retry import RetryPolicy
+from chatscope.services.runtime import ProviderCatalog, create_agent_runtime_context
+from chatscope.services.scopes import ScopeFactory
+from chatscope.services.tools import ToolRegistry
+
+
+class RuntimeScopeContainer(containers.DeclarativeContainer):
+    """Declared once per application; each call of `context` is a new, isolated scope.
+
+    Nothing here is a `Singleton`: history, telemetry binding, tool registry and provider
+    adapter are created per scope, so no value can cross from one conversation to another.
+    """
+
+    settings = providers.Dependency(instance_of=Settings)
+    provider_catalog = providers.Dependency(instance_of=ProviderCatalog)
+    telemetry_sink = providers.Dependency()
+    workspace_tools = providers.Dependency(instance_of=tuple)
+    auth_resolver = providers.Dependency(instance_of=AuthResolver)
+    retry_policy = providers.Dependency(instance_of=RetryPolicy)
+
+    history = providers.Factory(InMemoryHistory)
+    tools = providers.Factory(ToolRegistry, workspace_tools)
+    context = providers.Factory(
+        create_agent_runtime_context,
+        history=history,
+        tools=tools,
+        telemetry_sink=telemetry_sink,
+        providers=provider_catalog,
+    )
+    scopes = providers.Factory(ScopeFactory, settings=settings, build_context=context.provider)
+    chat_session = providers.Factory(
+        ChatSession,
+        auth_resolver=auth_resolver,
+        retry_policy=retry_policy,
+        max_turns=settings.provided.max_turns,
+    )

@@ -1,0 +1,79 @@
+"""Folding a provider's event stream into one assistant message, with its usage and finish."""
+
+from __future__ import annotations
+
+from typing import assert_never
+
+from chatscope.services.events import (
+    FinishEvent,
+    FinishReason,
+    ProviderEvent,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallEvent,
+    UsageEvent,
+)
+from chatscope.services.messages import Block, Message, Role, TextBlock, ThinkingBlock, Usage
+
+__all__ = ["ResponseAssembler"]
+
+
+class ResponseAssembler:
+    """Joins consecutive deltas of a kind into one block; a signature closes the block it ends."""
+
+    __slots__ = ("_blocks", "_open_kind", "_pieces", "_provider", "finish", "usage")
+
+    def __init__(self, provider: str) -> None:
+        self._provider = provider
+        self._blocks: list[Block] = []
+        self._pieces: list[str] = []
+        self._open_kind: type[TextDelta] | type[ThinkingDelta] | None = None
+        self.usage = Usage()
+        self.finish: FinishEvent | None = None
+
+    def add(self, event: ProviderEvent) -> None:
+        """Take one event of the stream."""
+        match event:
+            case TextDelta() | ThinkingDelta():
+                self._add_delta(event)
+            case ToolCallEvent(call=call):
+                self._close()
+                self._blocks.append(call)
+            case UsageEvent(usage=usage):
+                self.usage = self.usage + usage
+            case FinishEvent():
+                self.finish = event
+            case _:
+                assert_never(event)
+
+    @property
+    def finish_reason(self) -> FinishReason:
+        """The reported finish reason (`other` if the provider never said)."""
+        return self.finish.reason if self.finish else FinishReason.OTHER
+
+    def message(self) -> Message:
+        """The assistant message assembled so far."""
+        self._close()
+        return Message(Role.ASSISTANT, tuple(self._blocks))
+
+    def _add_delta(self, delta: TextDelta | ThinkingDelta) -> None:
+        if self._open_kind is not type(delta):
+            self._close()
+            self._open_kind = type(delta)
+        self._pieces.append(delta.text)
+        if isinstance(delta, ThinkingDelta) and (delta.signature or delta.redacted_data):
+            self._close(delta.signature, delta.redacted_data)
+        elif isinstance(delta, TextDelta) and delta.signature:
+            self._close(delta.signature)
+
+    def _close(self, signature: str | None = None, redacted: str | None = None) -> None:
+        if self._open_kind is None:
+            return
+        text = "".join(self._pieces)
+        if self._open_kind is TextDelta:
+            if text or signature:
+                self._blocks.append(TextBlock(text, signature))
+        else:
+            self._blocks.append(ThinkingBlock(text, signature, redacted, self._provider))
+        self._pieces = []
+        self._open_kind = None

@@ -1,0 +1,223 @@
+"""`ChatSession`: one conversation in one runtime scope (the seeds' GeminiChat, provider-neutral).
+
+A user prompt starts a turn: the model is called, the tools it asks for are run and their
+results sent back, up to the turn limit. Only a completed turn reaches history, in one
+`append_turn`: a turn that fails or is cancelled leaves history exactly as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from chatscope.services.assembly import ResponseAssembler
+from chatscope.services.auth import AuthResolver
+from chatscope.services.events import (
+    ChatEvent,
+    CompletedTurn,
+    FinishEvent,
+    FinishReason,
+    ToolResultEvent,
+    TurnDone,
+)
+from chatscope.services.invocation import ModelInvocation
+from chatscope.services.messages import Message, Role, ToolCallBlock, ToolResultBlock, Usage
+from chatscope.services.retry import RetryNotice, RetryPolicy, stream_with_retry
+from chatscope.services.runtime import AgentRuntimeContext
+
+__all__ = ["ChatSession"]
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class ChatSession:
+    """Sends prompts within one runtime scope. It holds the context, never a container."""
+
+    __slots__ = ("_auth", "_context", "_lock", "_max_turns", "_retry", "_rng", "_sleep")
+
+    def __init__(
+        self,
+        context: AgentRuntimeContext,
+        *,
+        auth_resolver: AuthResolver,
+        retry_policy: RetryPolicy,
+        max_turns: int = 10,
+        rng: random.Random | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._context = context
+        self._auth = auth_resolver
+        self._retry = retry_policy
+        self._max_turns = max_turns
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._sleep = sleep
+        self._lock = asyncio.Lock()
+
+    @property
+    def context(self) -> AgentRuntimeContext:
+        """The runtime scope this session runs in."""
+        return self._context
+
+    async def send(self, text: str) -> CompletedTurn:
+        """Answer one prompt and return the completed turn."""
+        async for event in self.stream(text):
+            if isinstance(event, TurnDone):
+                return event.turn
+        raise AssertionError("a turn always ends with TurnDone")  # pragma: no cover
+
+    async def stream(self, text: str) -> AsyncIterator[ChatEvent]:
+        """Answer one prompt, yielding text, thinking, tool and usage events, then `TurnDone`."""
+        async with self._lock:
+            turn = _Turn(Message.user(text))
+            for _ in range(self._max_turns):
+                assembler = ResponseAssembler(self._context.state.provider)
+                async for event in self._call_model(turn.messages, assembler):
+                    yield event
+                reply = turn.add_reply(assembler)
+                if not reply.tool_calls:
+                    break
+                results = await self._run_tools(reply.tool_calls)
+                for result in results:
+                    yield ToolResultEvent(result)
+                turn.add_tool_results(results)
+            else:
+                turn.finish = FinishReason.MAX_TURNS
+            await self._context.history.append_turn(turn.messages, usage=turn.last_usage)
+            yield TurnDone(turn.completed())
+
+    async def _call_model(
+        self, pending: list[Message], assembler: ResponseAssembler
+    ) -> AsyncIterator[ChatEvent]:
+        invocation = await self._invocation(pending)
+        call = _CallTelemetry(self._context, len(invocation.history), len(invocation.tools))
+        try:
+            async for event in stream_with_retry(
+                self._context.provider.get_active_provider(),
+                invocation,
+                self._retry,
+                rng=self._rng,
+                sleep=self._sleep,
+                on_retry=call.retrying,
+                on_attempt=call.attempting,
+            ):
+                call.saw_output()
+                assembler.add(event)
+                if not isinstance(event, FinishEvent):
+                    yield event
+        except Exception as exc:
+            call.failed(exc)
+            raise
+        call.completed(assembler)
+
+    async def _invocation(self, pending: list[Message]) -> ModelInvocation:
+        context, state = self._context, self._context.state
+        return ModelInvocation(
+            runtime_id=state.runtime_id,
+            provider=state.provider,
+            model=state.model,
+            base_url=state.base_url,
+            credentials=self._auth.resolve(context.auth),
+            history=(*await context.history.messages(), *pending),
+            tools=context.tools.declarations(),
+            model_params=state.model_params,
+            ephemerals=context.ephemerals,
+            system_prompt=context.system_prompt,
+        )
+
+    async def _run_tools(self, calls: tuple[ToolCallBlock, ...]) -> tuple[ToolResultBlock, ...]:
+        return tuple([await self._run_tool(call) for call in calls])
+
+    async def _run_tool(self, call: ToolCallBlock) -> ToolResultBlock:
+        started = time.perf_counter()
+        result = await self._context.tools.run(call)
+        self._context.telemetry.tool_call(
+            name=call.name,
+            call_id=call.id,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            error=result.error,
+        )
+        return result
+
+
+class _Turn:
+    """The messages and accounting of the turn in progress; nothing here touches history."""
+
+    __slots__ = ("finish", "last_usage", "messages", "model_calls", "results", "usage")
+
+    def __init__(self, prompt: Message) -> None:
+        self.messages: list[Message] = [prompt]
+        self.usage = Usage()
+        self.last_usage: Usage | None = None
+        self.finish = FinishReason.OTHER
+        self.model_calls = 0
+        self.results: list[ToolResultBlock] = []
+
+    def add_reply(self, assembler: ResponseAssembler) -> Message:
+        reply = assembler.message()
+        if reply.blocks:
+            self.messages.append(reply)
+        self.model_calls += 1
+        self.usage = self.usage + assembler.usage
+        self.last_usage = assembler.usage
+        self.finish = assembler.finish_reason
+        return reply
+
+    def add_tool_results(self, results: tuple[ToolResultBlock, ...]) -> None:
+        self.messages.append(Message(Role.TOOL, results))
+        self.results.extend(results)
+
+    def completed(self) -> CompletedTurn:
+        replies = [message for message in self.messages if message.role is Role.ASSISTANT]
+        return CompletedTurn(
+            text="".join(message.text for message in replies),
+            tool_calls=tuple(call for message in replies for call in message.tool_calls),
+            tool_results=tuple(self.results),
+            usage=self.usage,
+            finish_reason=self.finish,
+            model_calls=self.model_calls,
+        )
+
+
+class _CallTelemetry:
+    """Times one model call (all its attempts) and reports it through the scope's telemetry."""
+
+    __slots__ = ("_attempt", "_first_output", "_started", "_telemetry")
+
+    def __init__(self, context: AgentRuntimeContext, message_count: int, tool_count: int) -> None:
+        self._telemetry = context.telemetry
+        self._attempt = 1
+        self._started = time.perf_counter()
+        self._first_output: float | None = None
+        self._telemetry.api_request(message_count=message_count, tool_count=tool_count)
+
+    def attempting(self, attempt: int) -> None:
+        self._attempt = attempt
+
+    def retrying(self, notice: RetryNotice) -> None:
+        self._telemetry.api_error(
+            duration_ms=self._elapsed_ms(), error=notice.error, attempt=notice.attempt
+        )
+
+    def saw_output(self) -> None:
+        if self._first_output is None:
+            self._first_output = time.perf_counter()
+
+    def failed(self, error: BaseException) -> None:
+        self._telemetry.api_error(
+            duration_ms=self._elapsed_ms(), error=error, attempt=self._attempt
+        )
+
+    def completed(self, assembler: ResponseAssembler) -> None:
+        first = self._first_output
+        self._telemetry.api_response(
+            duration_ms=self._elapsed_ms(),
+            usage=assembler.usage,
+            finish_reason=str(assembler.finish_reason),
+            attempt=self._attempt,
+            time_to_first_token_ms=(first - self._started) * 1000 if first else None,
+        )
+
+    def _elapsed_ms(self) -> float:
+        return (time.perf_counter() - self._started) * 1000

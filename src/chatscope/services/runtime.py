@@ -1,0 +1,187 @@
+"""The frozen runtime model of one chat or subagent (REQ-STAT6-001/002).
+
+`AgentRuntimeState` says who a scope is (ids, provider, model, endpoint); `AgentRuntimeContext`
+bundles the state with the scope's own history, telemetry, tools and a read-only provider view.
+Both are immutable: an update returns a new object, and nothing offers `set_active_provider`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from chatscope.config.ephemeral import EphemeralSettings
+from chatscope.errors import MissingProviderRuntimeError, UnknownProviderError
+from chatscope.services.auth import AuthSpec
+from chatscope.services.frozen import FrozenDict, deep_freeze
+from chatscope.services.invocation import AuthType
+from chatscope.services.ports import HistoryStore, ModelProvider, TelemetrySink
+from chatscope.services.telemetry import RuntimeTelemetry
+from chatscope.services.tools import ToolRegistry
+
+__all__ = [
+    "AgentRuntimeContext",
+    "AgentRuntimeState",
+    "ProviderCatalog",
+    "ProviderView",
+    "create_agent_runtime_context",
+    "new_id",
+]
+
+def new_id() -> str:
+    """A fresh random identifier for a runtime or session."""
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRuntimeState:
+    """Who a scope is. Frozen and validated; `model_params` is deeply frozen."""
+
+    runtime_id: str
+    session_id: str
+    provider: str
+    model: str
+    base_url: str | None = None
+    auth_type: AuthType = AuthType.NONE
+    model_params: FrozenDict = field(default_factory=FrozenDict)
+    parent_runtime_id: str | None = None
+    subagent_name: str | None = None
+
+    def __post_init__(self) -> None:
+        missing = [name for name in _REQUIRED_STATE_FIELDS if not getattr(self, name)]
+        if missing:
+            raise MissingProviderRuntimeError(missing, runtime_id=self.runtime_id or None)
+        if not isinstance(self.model_params, FrozenDict):
+            object.__setattr__(self, "model_params", deep_freeze(self.model_params))
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        provider: str,
+        model: str,
+        session_id: str | None = None,
+        model_params: Mapping[str, Any] | None = None,
+        **optional: Any,
+    ) -> AgentRuntimeState:
+        """A state with a fresh runtime id (and session id unless given)."""
+        return cls(
+            runtime_id=new_id(),
+            session_id=session_id or new_id(),
+            provider=provider,
+            model=model,
+            model_params=deep_freeze(model_params or {}),
+            **optional,
+        )
+
+    def with_updates(self, **changes: Any) -> AgentRuntimeState:
+        """A new, validated state with `changes` applied; this one is untouched."""
+        return dataclasses.replace(self, **changes)
+
+
+_REQUIRED_STATE_FIELDS = ("runtime_id", "session_id", "provider", "model")
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderView:
+    """Read-only access to a scope's provider adapter: there is deliberately no setter."""
+
+    _provider: ModelProvider
+
+    def get_active_provider(self) -> ModelProvider:
+        """The adapter this scope talks to."""
+        return self._provider
+
+    @property
+    def name(self) -> str:
+        """The adapter's provider name."""
+        return self._provider.name
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRuntimeContext:
+    """Everything one chat or subagent owns, frozen for the scope's life."""
+
+    state: AgentRuntimeState
+    ephemerals: EphemeralSettings
+    history: HistoryStore
+    telemetry: RuntimeTelemetry
+    provider: ProviderView
+    tools: ToolRegistry
+    auth: AuthSpec
+    system_prompt: str | None = None
+
+    @property
+    def runtime_id(self) -> str:
+        """The scope's runtime id (that of its state)."""
+        return self.state.runtime_id
+
+    def get_ephemeral_setting(self, name: str) -> float | int | str | None:
+        """An ephemeral setting by its seed name, e.g. `compression-threshold`."""
+        return self.ephemerals.get(name)
+
+
+def create_agent_runtime_context(
+    *,
+    state: AgentRuntimeState | None = None,
+    history: HistoryStore | None = None,
+    telemetry_sink: TelemetrySink | None = None,
+    providers: ProviderCatalog | None = None,
+    tools: ToolRegistry | None = None,
+    auth: AuthSpec | None = None,
+    ephemerals: EphemeralSettings | None = None,
+    system_prompt: str | None = None,
+    allowed_tools: tuple[str, ...] | None = None,
+) -> AgentRuntimeContext:
+    """Assemble a context from explicit parts; raises naming every missing part (REQ-SP4-001).
+
+    `ephemerals` defaults to the seed defaults, which are constants, not shared state;
+    `allowed_tools` narrows the tool registry (a subagent profile's allow-list).
+    """
+    if (
+        state is None
+        or history is None
+        or telemetry_sink is None
+        or providers is None
+        or tools is None
+        or auth is None
+    ):
+        parts: dict[str, object] = {"state": state, "history": history, "tools": tools}
+        parts |= {"telemetry_sink": telemetry_sink, "providers": providers, "auth": auth}
+        missing = [name for name, value in parts.items() if value is None]
+        raise MissingProviderRuntimeError(missing, runtime_id=state.runtime_id if state else None)
+    return AgentRuntimeContext(
+        state=state,
+        ephemerals=ephemerals if ephemerals is not None else EphemeralSettings(),
+        history=history,
+        telemetry=RuntimeTelemetry(telemetry_sink, state),
+        provider=ProviderView(providers.create(state.provider)),
+        tools=tools.restricted_to(allowed_tools),
+        auth=auth,
+        system_prompt=system_prompt,
+    )
+
+
+class ProviderCatalog:
+    """The provider adapters a scope may be built with, created fresh per scope by name."""
+
+    __slots__ = ("_create", "names")
+
+    def __init__(self, create: Callable[[str], ModelProvider], names: Iterable[str]) -> None:
+        self._create = create
+        self.names = tuple(names)
+
+    @classmethod
+    def of(cls, *adapters: ModelProvider) -> ProviderCatalog:
+        """A catalog serving these ready-made adapters (handy in tests and embedding apps)."""
+        by_name = {adapter.name: adapter for adapter in adapters}
+        return cls(by_name.__getitem__, by_name)
+
+    def create(self, name: str) -> ModelProvider:
+        """A provider adapter for `name`; unknown names raise `UnknownProviderError`."""
+        if name not in self.names:
+            raise UnknownProviderError(name, self.names)
+        return self._create(name)

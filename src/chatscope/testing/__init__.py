@@ -1,0 +1,36 @@
+"""Fakes for chatscope users' tests: scripted and function-driven providers, and helpers.
+
+    provider = ScriptedProvider([ScriptedReply(text="hi")])
+    app = build_test_app(provider, workspace=tmp_path)
+    chat = app.runtime.chat_session(context=app.runtime.scopes().foreground())
+    turn = await chat.send("hello")
+
+The pytest plugin (`chatscope.testing.pytest_plugin`, registered automatically) adds the
+`chatscope_settings`, `chatscope_app` and `no_network` fixtures.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from chatscope.testing.fakes import FunctionProvider, ScriptedProvider, ScriptedReply
+
+if TYPE_CHECKING:
+    from chatscope.testing.harness import build_test_app, override_provider
+
+__all__ = [
+    "FunctionProvider",
+    "ScriptedProvider",
+    "ScriptedReply",
+    "build_test_app",
+    "override_provider",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the container harness on first use, so loading the pytest plugin stays light."""
+    if name in {"build_test_app", "override_provider"}:
+        from chatscope.testing import harness
+
+        return getattr(harness, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,37 @@
+"""Building an application container for tests, with a fake in place of a real provider."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from dependency_injector import providers
+
+from chatscope.config.settings import ExplicitSettings
+from chatscope.containers.application import ApplicationContainer
+from chatscope.services.ports import ModelProvider
+
+__all__ = ["build_test_app", "override_provider"]
+
+
+def override_provider(app: ApplicationContainer, fake: ModelProvider) -> None:
+    """Make every scope of provider `fake.name` talk to `fake` (undo with `reset_override`)."""
+    getattr(app.adapters, fake.name.replace("-", "_")).override(providers.Object(fake))
+
+
+def build_test_app(
+    *fakes: ModelProvider,
+    workspace: Path,
+    environ: Mapping[str, str] | None = None,
+    **settings: Any,
+) -> ApplicationContainer:
+    """A container with explicit settings (no environment read), tiny retry delays and fakes."""
+    settings.setdefault("provider", fakes[0].name if fakes else "demo")
+    settings.setdefault("retry", {"initial_delay": 0.001, "max_delay": 0.01})
+    app = ApplicationContainer(
+        settings=ExplicitSettings(workspace=workspace, **settings), environ=dict(environ or {})
+    )
+    for fake in fakes:
+        override_provider(app, fake)
+    return app

@@ -1,0 +1,72 @@
+"""Hand-built runtime scopes for unit tests that do not need the containers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from chatscope.config.ephemeral import EphemeralSettings
+from chatscope.config.settings import ExplicitSettings
+from chatscope.services.auth import AuthResolver, AuthSpec
+from chatscope.services.chat import ChatSession
+from chatscope.services.history import InMemoryHistory
+from chatscope.services.ports import ModelProvider, Tool
+from chatscope.services.retry import RetryPolicy
+from chatscope.services.runtime import (
+    AgentRuntimeContext,
+    AgentRuntimeState,
+    ProviderCatalog,
+    create_agent_runtime_context,
+)
+from chatscope.services.scopes import ScopeFactory
+from chatscope.services.telemetry import RecordingSink
+from chatscope.services.tools import ToolRegistry
+
+FAST_RETRY = RetryPolicy(initial_delay=0.001, max_delay=0.002, first_byte_timeout=5.0)
+
+
+def make_context(
+    provider: ModelProvider,
+    *,
+    sink: RecordingSink | None = None,
+    tools: tuple[Tool, ...] = (),
+    api_key: str | None = None,
+    **state: Any,
+) -> AgentRuntimeContext:
+    """A context around `provider` with fresh history and a recording sink."""
+    state.setdefault("model", "test-model")
+    return create_agent_runtime_context(
+        state=AgentRuntimeState.create(provider=provider.name, **state),
+        history=InMemoryHistory(),
+        telemetry_sink=sink if sink is not None else RecordingSink(),
+        providers=ProviderCatalog.of(provider),
+        tools=ToolRegistry(tools),
+        auth=AuthSpec(provider.name, SecretStr(api_key) if api_key else None, required=False),
+        ephemerals=EphemeralSettings(),
+    )
+
+
+def make_chat(context: AgentRuntimeContext, **options: Any) -> ChatSession:
+    """A chat session over `context` with tiny retry delays and an empty environment."""
+    options.setdefault("retry_policy", FAST_RETRY)
+    return ChatSession(context, auth_resolver=AuthResolver({}), **options)
+
+
+def make_scope_factory(
+    *providers: ModelProvider, sink: RecordingSink, workspace: Path, **settings: Any
+) -> ScopeFactory:
+    """A `ScopeFactory` whose contexts are assembled by hand, as the containers would."""
+    catalog = ProviderCatalog.of(*providers)
+
+    def build_context(**parts: Any) -> AgentRuntimeContext:
+        return create_agent_runtime_context(
+            history=InMemoryHistory(),
+            telemetry_sink=sink,
+            providers=catalog,
+            tools=ToolRegistry(),
+            **parts,
+        )
+
+    return ScopeFactory(ExplicitSettings(workspace=workspace, **settings), build_context)
