@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -17,6 +15,5 @@ settings.load_profile("chatscope")
 
 
 @pytest.fixture(autouse=True)
-def _block_real_network(no_network: None) -> Iterator[None]:
+def _block_real_network(no_network: None) -> None:
     """Every test runs with non-loopback connections refused."""
-    yield

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from typing import Any
 
 import pytest
@@ -128,10 +129,12 @@ async def test_provider_failure_leaves_history_unchanged() -> None:
     chat = make_chat(make_context(provider))
     await chat.send("first")
     before = await chat.context.history.messages()
-    failing = make_chat(chat.context.__class__(
-        **{f: getattr(chat.context, f) for f in chat.context.__dataclass_fields__}
-        | {"provider": make_context(FailingProvider(after=3)).provider}
-    ))
+    failing = make_chat(
+        chat.context.__class__(
+            **{f: getattr(chat.context, f) for f in chat.context.__dataclass_fields__}
+            | {"provider": make_context(FailingProvider(after=3)).provider}
+        )
+    )
     with pytest.raises(ServerError):
         await failing.send("second")
     assert await chat.context.history.messages() == before
@@ -157,11 +160,10 @@ async def test_abandoning_a_stream_leaves_history_unchanged() -> None:
     """A caller that stops reading mid-turn (a cancelled turn) stores no part of it."""
     provider = ScriptedProvider([ScriptedReply(text="a long answer", chunks=5)])
     chat = make_chat(make_context(provider))
-    stream = chat.stream("hello")
-    async for event in stream:
-        assert isinstance(event, TextDelta)
-        break
-    await stream.aclose()
+    async with aclosing(chat.stream("hello")) as stream:
+        async for event in stream:
+            assert isinstance(event, TextDelta)
+            break
     assert await chat.context.history.messages() == ()
 
 

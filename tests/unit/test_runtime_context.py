@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -24,10 +25,12 @@ from chatscope.testing.fakes import ScriptedProvider
 PARTS = ("state", "history", "telemetry_sink", "providers", "tools", "auth")
 
 
-def _parts(provider: str = "gemini", model: str = "gemini-2.0-flash", **state: str) -> dict:
+def _parts(
+    provider: str = "gemini", model: str = "gemini-2.0-flash", session_id: str | None = None
+) -> dict[str, Any]:
     fake = ScriptedProvider([], name=provider)
     return {
-        "state": AgentRuntimeState.create(provider=provider, model=model, **state),
+        "state": AgentRuntimeState.create(provider=provider, model=model, session_id=session_id),
         "history": InMemoryHistory(),
         "telemetry_sink": RecordingSink(),
         "providers": ProviderCatalog.of(fake),
@@ -112,7 +115,7 @@ def test_model_params_are_deeply_frozen() -> None:
         provider="gemini", model="m", model_params={"thinking": {"budget": 10}, "stop": ["x"]}
     )
     with pytest.raises(TypeError):
-        state.model_params["thinking"]["budget"] = 11  # type: ignore[index]
+        state.model_params["thinking"]["budget"] = 11
     assert state.model_params["stop"] == ("x",)
 
 

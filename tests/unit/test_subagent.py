@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from chatscope.services.messages import Message
 from chatscope.services.runtime import AgentRuntimeState
-from chatscope.services.scopes import ScopeRequest
-from chatscope.services.subagent import SubAgentScope, SubagentProfile
+from chatscope.services.scopes import ScopeFactory, ScopeRequest
+from chatscope.services.subagent import SubagentProfile, SubAgentScope
 from chatscope.services.telemetry import RecordingSink
 from chatscope.testing.fakes import ScriptedProvider, ScriptedReply
 from tests.support.scopes import make_chat, make_scope_factory
@@ -22,7 +22,7 @@ FOREGROUND_MODEL = "gemini-2.0-flash-exp"
 SUBAGENT_MODEL = "gemini-2.0-flash-thinking-exp"
 
 
-def _factory(tmp_path: Path, sink: RecordingSink | None = None):  # type: ignore[no-untyped-def]
+def _factory(tmp_path: Path, sink: RecordingSink | None = None) -> ScopeFactory:
     providers = [
         ScriptedProvider([ScriptedReply(text=f"{name} reply")] * 5, name=name)
         for name in ("gemini", "openai")
@@ -76,7 +76,9 @@ def test_subagent_may_use_another_provider(tmp_path: Path) -> None:
     """A profile on another provider gets that provider; the parent keeps its own."""
     scopes = _factory(tmp_path)
     parent = scopes.foreground()
-    scope = SubAgentScope.create("sub", _profile(provider="openai", model="gpt-4"), parent, scopes=scopes)
+    scope = SubAgentScope.create(
+        "sub", _profile(provider="openai", model="gpt-4"), parent, scopes=scopes
+    )
     assert scope.runtime_context.state.provider == "openai"
     assert scope.runtime_context.provider.name == "openai"
     assert parent.state.provider == parent.provider.name == "gemini"
@@ -125,7 +127,9 @@ def test_allowed_tools_must_exist(tmp_path: Path) -> None:
     """A profile allowing a tool the scope lacks is refused with the available names."""
     scopes = _factory(tmp_path)
     with pytest.raises(Exception, match="unknown tools"):
-        SubAgentScope.create("s", _profile(allowed_tools=["nope"]), scopes.foreground(), scopes=scopes)
+        SubAgentScope.create(
+            "s", _profile(allowed_tools=["nope"]), scopes.foreground(), scopes=scopes
+        )
 
 
 @given(
@@ -133,11 +137,19 @@ def test_allowed_tools_must_exist(tmp_path: Path) -> None:
     model=st.text(min_size=1, max_size=30),
     params=st.dictionaries(st.text(max_size=8), st.integers() | st.text(max_size=8), max_size=4),
     overrides=st.fixed_dictionaries(
-        {}, optional={"context-limit": st.integers(1, 10**6), "compression-min-age": st.integers(0, 99)}
+        {},
+        optional={
+            "context-limit": st.integers(1, 10**6),
+            "compression-min-age": st.integers(0, 99),
+        },
     ),
 )
 def test_no_profile_ever_changes_the_parent(
-    tmp_path: Path, provider: str, model: str, params: dict, overrides: dict
+    tmp_path: Path,
+    provider: str,
+    model: str,
+    params: dict[str, int | str],
+    overrides: dict[str, int],
 ) -> None:
     """For any profile, the parent's state, ephemerals and auth are unchanged afterwards."""
     scopes = _factory(tmp_path)
@@ -153,7 +165,9 @@ def test_no_profile_ever_changes_the_parent(
 
 
 @given(names=st.lists(st.text(min_size=1, max_size=10), min_size=1, max_size=8))
-def test_every_subagent_has_a_distinct_runtime_and_history(tmp_path: Path, names: list[str]) -> None:
+def test_every_subagent_has_a_distinct_runtime_and_history(
+    tmp_path: Path, names: list[str]
+) -> None:
     """However many subagents one parent spawns, no two share a runtime id or history."""
     scopes = _factory(tmp_path)
     parent = scopes.foreground()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from chatscope.config.ephemeral import EPHEMERAL_SETTING_NAMES, EphemeralSettings, ToolFormat
 from chatscope.config.loading import describe_validation_error, load_settings
 from chatscope.config.settings import (
-    ExplicitSettings,
     PROVIDER_NAMES,
+    ExplicitSettings,
     HttpSettings,
     ProviderName,
     ProviderSettings,

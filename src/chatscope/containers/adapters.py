@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import structlog
 from dependency_injector import containers, providers
 
 from chatscope.adapters.anthropic import AnthropicProvider
 from chatscope.adapters.demo import DemoProvider
 from chatscope.adapters.gemini import GeminiProvider
-from chatscope.adapters.http_client import open_http_client
+from chatscope.adapters.http_client import create_http_client, http_client_lifecycle
 from chatscope.adapters.openai_chat import OpenAIChatProvider
 from chatscope.adapters.openai_responses import OpenAIResponsesProvider
 from chatscope.adapters.workspace_tools import build_workspace_tools
@@ -27,7 +29,8 @@ class AdaptersContainer(containers.DeclarativeContainer):
 
     settings = providers.Dependency(instance_of=Settings)
 
-    http_client = providers.Resource(open_http_client, http=settings.provided.http)
+    http_client = providers.Singleton(create_http_client, http=settings.provided.http)
+    http_pool = providers.Resource(http_client_lifecycle, client=http_client)
 
     demo = providers.Factory(DemoProvider)
     openai = providers.Factory(OpenAIChatProvider, client=http_client, name="openai")
@@ -37,7 +40,7 @@ class AdaptersContainer(containers.DeclarativeContainer):
     anthropic = providers.Factory(AnthropicProvider, client=http_client, name="anthropic")
     gemini = providers.Factory(GeminiProvider, client=http_client, name="gemini")
 
-    model_providers = providers.Aggregate(
+    model_providers: providers.Aggregate[Any] = providers.Aggregate(
         {
             "demo": demo,
             "openai": openai,

@@ -26,7 +26,7 @@ class ApplicationContainer(containers.DeclarativeContainer):
     """
 
     settings = providers.Dependency(instance_of=Settings)
-    environ = providers.Dependency(instance_of=Mapping)
+    environ = providers.Dependency(instance_of=Mapping)  # type: ignore[type-abstract]
 
     logging = providers.Resource(
         configure_logging,

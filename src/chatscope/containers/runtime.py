@@ -8,6 +8,7 @@ from chatscope.config.settings import Settings
 from chatscope.services.auth import AuthResolver
 from chatscope.services.chat import ChatSession
 from chatscope.services.history import InMemoryHistory
+from chatscope.services.ports import TelemetrySink
 from chatscope.services.retry import RetryPolicy
 from chatscope.services.runtime import ProviderCatalog, create_agent_runtime_context
 from chatscope.services.scopes import ScopeFactory
@@ -23,7 +24,7 @@ class RuntimeScopeContainer(containers.DeclarativeContainer):
 
     settings = providers.Dependency(instance_of=Settings)
     provider_catalog = providers.Dependency(instance_of=ProviderCatalog)
-    telemetry_sink = providers.Dependency()
+    telemetry_sink: providers.Dependency[TelemetrySink] = providers.Dependency()
     workspace_tools = providers.Dependency(instance_of=tuple)
     auth_resolver = providers.Dependency(instance_of=AuthResolver)
     retry_policy = providers.Dependency(instance_of=RetryPolicy)

@@ -90,7 +90,9 @@ def _read_key_file(path: Path | None) -> SecretStr | None:
     try:
         content = expanded.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise ConfigurationError(f"cannot read key file {str(expanded)!r}: {exc.strerror}") from None
+        raise ConfigurationError(
+            f"cannot read key file {str(expanded)!r}: {exc.strerror}"
+        ) from None
     return SecretStr(content) if content else None
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 from chatscope.services.assembly import ResponseAssembler
 from chatscope.services.auth import AuthResolver
@@ -67,7 +67,7 @@ class ChatSession:
                 return event.turn
         raise AssertionError("a turn always ends with TurnDone")  # pragma: no cover
 
-    async def stream(self, text: str) -> AsyncIterator[ChatEvent]:
+    async def stream(self, text: str) -> AsyncGenerator[ChatEvent, None]:
         """Answer one prompt, yielding text, thinking, tool and usage events, then `TurnDone`."""
         async with self._lock:
             turn = _Turn(Message.user(text))

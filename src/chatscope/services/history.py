@@ -16,7 +16,7 @@ class InMemoryHistory:
     estimate for messages stored since (or an estimate of everything when no usage is known).
     """
 
-    __slots__ = ("_messages", "_measured_tokens", "_measured_upto")
+    __slots__ = ("_measured_tokens", "_measured_upto", "_messages")
 
     def __init__(self, messages: Sequence[Message] = ()) -> None:
         self._messages: tuple[Message, ...] = tuple(messages)

@@ -31,6 +31,7 @@ __all__ = [
     "new_id",
 ]
 
+
 def new_id() -> str:
     """A fresh random identifier for a runtime or session."""
     return uuid.uuid4().hex

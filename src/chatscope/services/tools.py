@@ -62,7 +62,7 @@ class ToolRegistry:
             return ToolResultBlock(call.id, call.name, result=await tool.run(call.arguments))
         except ToolError as exc:
             return _error(call, str(exc))
-        except Exception as exc:  # noqa: BLE001 - a tool bug must not end the chat
+        except Exception as exc:
             return _error(call, f"tool failed: {type(exc).__name__}: {exc}")
 
 

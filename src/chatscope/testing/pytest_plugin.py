@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +30,7 @@ def chatscope_app(tmp_path: Path) -> ApplicationContainer:
 
 
 @pytest.fixture
-def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Refuse every socket connection except to loopback addresses and Unix sockets."""
     original = socket.socket.connect
 
@@ -41,7 +40,6 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         return original(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", guarded_connect)
-    yield
 
 
 def _is_local(sock: socket.socket, address: Any) -> bool:

@@ -1,0 +1,392 @@
+"""The Google Gemini API (`generateContent` / `streamGenerateContent`) over httpx.
+
+The request is built from the invocation alone and the answer is parsed by its content type, so a
+streamed and a whole-body response give the same neutral events. The adapter keeps nothing between
+calls (REQ-SP4-002/003): it holds its client and its name, and every per-call value lives in the
+invocation or in a `_StreamState` that dies with the call.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, assert_never
+
+import httpx
+
+from chatscope.adapters._http import error_from_response
+from chatscope.adapters._sse import iter_sse
+from chatscope.errors import (
+    ErrorCategory,
+    MissingProviderRuntimeError,
+    ProviderError,
+    ProviderNetworkError,
+    QuotaExceededError,
+    RateLimitError,
+    StreamProtocolError,
+)
+from chatscope.services.events import (
+    FinishEvent,
+    FinishReason,
+    ProviderEvent,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallEvent,
+    UsageEvent,
+)
+from chatscope.services.frozen import thaw
+from chatscope.services.invocation import ModelInvocation, ToolDeclaration
+from chatscope.services.messages import (
+    Block,
+    Message,
+    Role,
+    TextBlock,
+    ThinkingBlock,
+    ToolCallBlock,
+    ToolResultBlock,
+    Usage,
+)
+
+__all__ = ["GeminiProvider"]
+
+# Google's documented placeholder for a function call that Gemini did not sign (one written by
+# another provider): without it, Gemini 3 refuses histories whose calls lack a signature. It is
+# base64, as every `thoughtSignature` is on the wire.
+_UNSIGNED_CALL_SIGNATURE = "c2tpcF90aG91Z2h0X3NpZ25hdHVyZV92YWxpZGF0b3I="
+
+# Request fields that live beside `generationConfig`; every other model param goes inside it.
+_TOP_LEVEL_PARAMS = frozenset({"toolConfig", "safetySettings", "cachedContent", "labels"})
+_TEXT_PART_KEYS = frozenset({"text", "thought", "thoughtSignature"})
+_NO_EVENTS: tuple[ProviderEvent, ...] = ()
+
+_FINISH_REASONS: Mapping[str, FinishReason] = MappingProxyType(
+    {
+        "STOP": FinishReason.STOP,
+        "MAX_TOKENS": FinishReason.LENGTH,
+        "SAFETY": FinishReason.CONTENT_FILTER,
+        "RECITATION": FinishReason.CONTENT_FILTER,
+        "BLOCKLIST": FinishReason.CONTENT_FILTER,
+        "PROHIBITED_CONTENT": FinishReason.CONTENT_FILTER,
+        "SPII": FinishReason.CONTENT_FILTER,
+        "IMAGE_SAFETY": FinishReason.CONTENT_FILTER,
+    }
+)
+
+
+class GeminiProvider:
+    """Streams one Gemini call per `stream`; model, key and URL come from the invocation."""
+
+    __slots__ = ("_client", "_name")
+
+    def __init__(self, client: httpx.AsyncClient, *, name: str = "gemini") -> None:
+        self._client = client
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        """The provider name; thought parts are replayed only from blocks carrying it."""
+        return self._name
+
+    async def stream(self, invocation: ModelInvocation) -> AsyncIterator[ProviderEvent]:
+        """Send the invocation and yield its answer as neutral events, `FinishEvent` last."""
+        url, headers, body = _request(invocation, self._name)
+        secret = invocation.credentials.secret()
+        async with (
+            _translated_errors(self._name, secret),
+            self._client.stream("POST", url, headers=headers, json=body) as response,
+        ):
+            async for event in _process_http_response(response, self._name):
+                yield event
+
+
+@asynccontextmanager
+async def _translated_errors(provider: str, secret: str | None) -> AsyncIterator[None]:
+    """httpx failures become typed errors, and the call's key never reaches a message.
+
+    `redact_secrets` knows the usual key shapes; a server echoing an unusual key verbatim is
+    caught here by replacing the exact secret.
+    """
+    try:
+        yield
+    except ProviderError as exc:
+        if not secret or secret not in str(exc):
+            raise
+        # Chained to the original cause, so no traceback shows the unscrubbed text.
+        raise _scrubbed(exc, secret) from exc.__cause__
+    except httpx.TimeoutException as exc:
+        message = f"request timed out ({type(exc).__name__})"
+        raise ProviderNetworkError(
+            message, provider=provider, category=ErrorCategory.TIMEOUT
+        ) from exc
+    except httpx.DecodingError as exc:
+        raise StreamProtocolError(f"undecodable response body: {exc}", provider=provider) from exc
+    except httpx.TransportError as exc:
+        message = f"connection failed ({type(exc).__name__}): {exc}"
+        raise ProviderNetworkError(message, provider=provider) from exc
+
+
+def _scrubbed(error: ProviderError, secret: str) -> ProviderError:
+    return type(error)(
+        error.provider_message.replace(secret, "[REDACTED]"),
+        provider=error.provider,
+        category=error.category,
+        status=error.status,
+        retry_after=error.retry_after,
+    )
+
+
+def _request(
+    invocation: ModelInvocation, provider: str
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    if invocation.base_url is None:
+        raise MissingProviderRuntimeError(["base_url"], runtime_id=invocation.runtime_id)
+    model = invocation.model.removeprefix("models/")
+    streaming = invocation.model_params.get("stream", True)
+    method = ":streamGenerateContent?alt=sse" if streaming else ":generateContent"
+    url = f"{invocation.base_url.rstrip('/')}/models/{model}{method}"
+    return url, _headers(invocation), _request_body(invocation, provider)
+
+
+def _headers(invocation: ModelInvocation) -> dict[str, str]:
+    """The key goes in a header, never in `?key=`: URLs end up in logs."""
+    secret = invocation.credentials.secret()
+    return {"x-goog-api-key": secret} if secret else {}
+
+
+def _request_body(invocation: ModelInvocation, provider: str) -> dict[str, Any]:
+    """Model params go into `generationConfig`, except the few fields that live beside it."""
+    params = thaw(invocation.model_params)
+    params.pop("stream", None)
+    top_level = {key: params.pop(key) for key in list(params) if key in _TOP_LEVEL_PARAMS}
+    body: dict[str, Any] = {
+        "contents": _map_messages(invocation.history, provider),
+        "generationConfig": {"maxOutputTokens": invocation.ephemerals.max_output_tokens, **params},
+        **top_level,
+    }
+    if invocation.system_prompt:
+        body["systemInstruction"] = {"parts": [{"text": invocation.system_prompt}]}
+    if invocation.tools:
+        body["tools"] = [{"functionDeclarations": _map_tools(invocation.tools)}]
+    return body
+
+
+def _map_tools(tools: Iterable[ToolDeclaration]) -> list[dict[str, Any]]:
+    """`parametersJsonSchema` takes plain JSON Schema; `parameters` wants Google's subset."""
+    return [
+        {
+            "name": tool.name,
+            "description": tool.description,
+            "parametersJsonSchema": thaw(tool.parameters),
+        }
+        for tool in tools
+    ]
+
+
+def _map_messages(history: Iterable[Message], provider: str) -> list[dict[str, Any]]:
+    """Tool results become user content; same-role neighbours merge into one turn."""
+    contents: list[dict[str, Any]] = []
+    for message in history:
+        role = "model" if message.role is Role.ASSISTANT else "user"
+        parts = [part for block in message.blocks if (part := _map_block(block, provider))]
+        if not parts:
+            continue
+        if contents and contents[-1]["role"] == role:
+            contents[-1]["parts"].extend(parts)
+        else:
+            contents.append({"role": role, "parts": parts})
+    return contents
+
+
+def _map_block(block: Block, provider: str) -> dict[str, Any] | None:
+    match block:
+        case TextBlock():
+            # Gemini refuses empty text, but an empty part may still carry a signature.
+            if not block.text and block.signature is None:
+                return None
+            return _signed({"text": block.text}, block.signature)
+        case ThinkingBlock():
+            # Thought signatures only verify at the provider that issued them; another
+            # provider's reasoning is left out on purpose.
+            if block.provider != provider:
+                return None
+            return _signed({"text": block.text, "thought": True}, block.signature)
+        case ToolCallBlock():
+            call: dict[str, Any] = {"name": block.name, "args": thaw(block.arguments)}
+            if block.id:
+                call["id"] = block.id
+            return _signed({"functionCall": call}, block.signature or _UNSIGNED_CALL_SIGNATURE)
+        case ToolResultBlock():
+            return {"functionResponse": _map_tool_result(block)}
+        case _:
+            assert_never(block)
+
+
+def _map_tool_result(block: ToolResultBlock) -> dict[str, Any]:
+    response = {"result": block.result} if block.error is None else {"error": block.error}
+    reply: dict[str, Any] = {"name": block.name, "response": response}
+    if block.call_id:
+        reply["id"] = block.call_id
+    return reply
+
+
+def _signed(part: dict[str, Any], signature: str | None) -> dict[str, Any]:
+    """Signatures go back exactly as Gemini sent them (standard base64)."""
+    if signature is not None:
+        part["thoughtSignature"] = signature
+    return part
+
+
+async def _process_http_response(
+    response: httpx.Response, provider: str
+) -> AsyncIterator[ProviderEvent]:
+    """Parse by what the server sent, not by what was asked: errors, SSE or one JSON body."""
+    if response.status_code >= 400:
+        body = await response.aread()
+        raise _http_error(provider, response.status_code, response.headers, body)
+    state = _StreamState(provider)
+    try:
+        if "text/event-stream" in response.headers.get("content-type", ""):
+            async for sse in iter_sse(response):
+                for event in _process_chunk(state, json.loads(sse.data)):
+                    yield event
+        else:
+            for event in _process_response(state, json.loads(await response.aread())):
+                yield event
+        for event in _finish(state):
+            yield event
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise StreamProtocolError(
+            f"malformed response ({type(exc).__name__}: {exc})", provider=provider
+        ) from exc
+
+
+def _http_error(
+    provider: str, status: int, headers: Mapping[str, str], body: bytes
+) -> ProviderError:
+    """Gemini reports per-minute limits as "exceeded your current quota" with a RetryInfo delay.
+
+    Waiting that long helps, so such a 429 is a rate limit, not an exhausted quota.
+    """
+    error = error_from_response(provider, status, headers, body)
+    if isinstance(error, QuotaExceededError) and error.retry_after is not None:
+        return RateLimitError(
+            error.provider_message,
+            provider=provider,
+            status=status,
+            retry_after=error.retry_after,
+        )
+    return error
+
+
+@dataclass(slots=True)
+class _StreamState:
+    """What one response has said so far; created per call, never shared.
+
+    Every chunk repeats the cumulative usage, so only the last one is kept and reported once.
+    """
+
+    provider: str
+    usage: Mapping[str, Any] | None = None
+    finish_reason: str | None = None
+    calls: int = 0
+    response_id: str = ""
+
+
+def _process_response(state: _StreamState, payload: Any) -> list[ProviderEvent]:
+    """A whole body is one chunk, or a JSON array of them when `alt=sse` was left out."""
+    chunks = payload if isinstance(payload, list) else [payload]
+    return [event for chunk in chunks for event in _process_chunk(state, chunk)]
+
+
+def _process_chunk(state: _StreamState, chunk: Mapping[str, Any]) -> Iterable[ProviderEvent]:
+    if "error" in chunk:
+        raise _chunk_error(chunk, state.provider)
+    state.usage = chunk.get("usageMetadata", state.usage)
+    state.response_id = chunk.get("responseId", state.response_id)
+    candidates = chunk.get("candidates")
+    if not candidates:
+        blocked = (chunk.get("promptFeedback") or {}).get("blockReason")
+        state.finish_reason = blocked or state.finish_reason
+        return _NO_EVENTS
+    if len(candidates) > 1:
+        raise StreamProtocolError(
+            f"{len(candidates)} candidates in one response; chatscope asks for one",
+            provider=state.provider,
+        )
+    candidate = candidates[0]
+    state.finish_reason = candidate.get("finishReason", state.finish_reason)
+    parts = (candidate.get("content") or {}).get("parts") or ()
+    return [event for part in parts for event in _process_part(state, part)]
+
+
+def _process_part(state: _StreamState, part: Mapping[str, Any]) -> tuple[ProviderEvent, ...]:
+    signature = part.get("thoughtSignature")
+    if "functionCall" in part:
+        return (ToolCallEvent(_tool_call(state, part["functionCall"], signature)),)
+    unsupported = part.keys() - _TEXT_PART_KEYS
+    if unsupported:
+        raise StreamProtocolError(
+            f"unsupported part type {sorted(unsupported)[0]!r}: chatscope cannot represent it",
+            provider=state.provider,
+        )
+    text = part.get("text", "")
+    if not part.get("thought"):
+        return (TextDelta(text, signature=signature),)
+    if signature is None:
+        return (ThinkingDelta(text),)
+    return (ThinkingDelta(text), ThinkingDelta("", signature=signature))
+
+
+def _tool_call(
+    state: _StreamState, call: Mapping[str, Any], signature: str | None
+) -> ToolCallBlock:
+    """Gemini may leave a call without an id: derive a stable one so its result still pairs."""
+    index, state.calls = state.calls, state.calls + 1
+    name = call["name"]
+    call_id = call.get("id") or _call_id(index, name, state.response_id)
+    return ToolCallBlock.create(call_id, name, call.get("args") or {}, signature=signature)
+
+
+def _call_id(index: int, name: str, response_id: str) -> str:
+    """The response id keeps calls of different turns apart when the same tool is called again."""
+    suffix = f"_{response_id}" if response_id else ""
+    return f"gemini_{index}_{name}{suffix}"
+
+
+def _finish(state: _StreamState) -> tuple[ProviderEvent, ...]:
+    """A Gemini stream simply closes; a finish reason is what says it was complete."""
+    raw = state.finish_reason
+    if raw is None:
+        raise StreamProtocolError("response ended without a finishReason", provider=state.provider)
+    reason = _FINISH_REASONS.get(raw, FinishReason.OTHER)
+    if reason is FinishReason.STOP and state.calls:
+        reason = FinishReason.TOOL_CALLS
+    finish = FinishEvent(reason, raw=raw)
+    if state.usage is None:
+        return (finish,)
+    return (UsageEvent(_usage(state.usage)), finish)
+
+
+def _usage(meta: Mapping[str, Any]) -> Usage:
+    """Output counts thoughts too, as other providers' output counts include reasoning.
+
+    Gemini's `candidatesTokenCount` leaves thoughts out; with them added, input plus output equals
+    its `totalTokenCount`.
+    """
+    thoughts = meta.get("thoughtsTokenCount", 0)
+    return Usage(
+        input_tokens=meta.get("promptTokenCount", 0) + meta.get("toolUsePromptTokenCount", 0),
+        output_tokens=meta.get("candidatesTokenCount", 0) + thoughts,
+        cached_tokens=meta.get("cachedContentTokenCount", 0),
+        reasoning_tokens=thoughts,
+    )
+
+
+def _chunk_error(chunk: Mapping[str, Any], provider: str) -> ProviderError:
+    """An error sent inside a 200 stream; its `code` is the HTTP status Gemini would have used."""
+    code = chunk["error"].get("code") if isinstance(chunk["error"], dict) else None
+    status = code if isinstance(code, int) else 500
+    return _http_error(provider, status, {}, json.dumps(chunk).encode())

@@ -1,0 +1,1349 @@
+"""The Anthropic Messages adapter: recorded traffic over a real socket, requests, faults, properties."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import SecretStr
+
+from chatscope.adapters.anthropic import AnthropicProvider
+from chatscope.config.ephemeral import EphemeralSettings
+from chatscope.errors import (
+    ErrorCategory,
+    InvalidRequestError,
+    MissingProviderRuntimeError,
+    ModelNotFoundError,
+    ProviderError,
+    ProviderNetworkError,
+    ServerError,
+    StreamProtocolError,
+)
+from chatscope.services.events import (
+    FinishEvent,
+    FinishReason,
+    ProviderEvent,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallEvent,
+    UsageEvent,
+)
+from chatscope.services.frozen import deep_freeze, thaw
+from chatscope.services.invocation import Credentials, ModelInvocation, ToolDeclaration
+from chatscope.services.messages import (
+    Block,
+    Message,
+    Role,
+    TextBlock,
+    ThinkingBlock,
+    ToolCallBlock,
+    ToolResultBlock,
+    Usage,
+)
+from tests.support.cassettes import FIXTURES, Interaction, load_cassette, raw_fixture
+from tests.support.replay_server import ScriptedResponse, replay_server
+
+KEY = "sk-ant-api03-chatscope-test-key-000000000000"
+TOOL_ID = re.compile(r"[a-zA-Z0-9_-]+")
+STOP_REASONS = {
+    "end_turn": FinishReason.STOP,
+    "stop_sequence": FinishReason.STOP,
+    "max_tokens": FinishReason.LENGTH,
+    "tool_use": FinishReason.TOOL_CALLS,
+    "refusal": FinishReason.CONTENT_FILTER,
+}
+REPLAYED = [
+    ("test_anthropic_model_instructions.yaml", 0),
+    ("test_anthropic_model_thinking_part.yaml", 0),
+    ("test_anthropic_model_thinking_part.yaml", 1),
+    ("test_anthropic_model_thinking_part_stream.yaml", 0),
+    ("test_anthropic_tool_with_thinking.yaml", 0),
+    ("test_anthropic_tool_with_thinking.yaml", 1),
+    ("test_fixed_version_tool_chain_regression.yaml", 0),
+    ("test_fixed_version_tool_chain_regression.yaml", 1),
+    ("test_multiple_parallel_tool_calls.yaml", 0),
+    ("test_multiple_parallel_tool_calls.yaml", 1),
+    ("test_stream_events_text.yaml", 0),
+    ("test_thinking_prompt.yaml", 0),
+]
+RECORDED_ERRORS = [
+    (
+        "test_anthropic_explicit_effort_xhigh_unsupported_model_errors.yaml",
+        InvalidRequestError,
+        ErrorCategory.INVALID_REQUEST,
+        400,
+        "This model does not support effort level 'xhigh'. Supported levels: high, low, max, medium.",
+    ),
+    (
+        "test_model_name_suggestion[anthropic].yaml",
+        ModelNotFoundError,
+        ErrorCategory.NOT_FOUND,
+        404,
+        "model: claude-sonet-4-5",
+    ),
+]
+MULTI_TURN = [
+    "test_multiple_parallel_tool_calls.yaml",
+    "test_anthropic_tool_with_thinking.yaml",
+    "test_fixed_version_tool_chain_regression.yaml",
+    "test_anthropic_model_thinking_part.yaml",
+]
+CODE_EXECUTION = "test_anthropic_code_execution_tool_stream.yaml"
+RAW_SSE = "tool_use_response.txt"
+SSE_RECORDINGS = [
+    ("test_anthropic_model_thinking_part_stream.yaml", 0),
+    ("test_fixed_version_tool_chain_regression.yaml", 0),
+    ("test_fixed_version_tool_chain_regression.yaml", 1),
+    ("test_stream_events_text.yaml", 0),
+    ("test_thinking_prompt.yaml", 0),
+]
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _invocation(
+    base_url: str | None,
+    history: Sequence[Message] = (Message.user("hi"),),
+    *,
+    key: str | None = KEY,
+    model: str = "claude-test",
+    tools: Sequence[ToolDeclaration] = (),
+    params: Mapping[str, Any] | None = None,
+    system: str | None = None,
+    max_output_tokens: int = 1024,
+) -> ModelInvocation:
+    return ModelInvocation(
+        runtime_id="rt-test",
+        provider="anthropic",
+        model=model,
+        base_url=base_url,
+        credentials=Credentials(SecretStr(key) if key is not None else None),
+        history=tuple(history),
+        tools=tuple(tools),
+        model_params=deep_freeze(dict(params or {})),
+        ephemerals=EphemeralSettings(maxOutputTokens=max_output_tokens),
+        system_prompt=system,
+    )
+
+
+async def _collect(provider: AnthropicProvider, invocation: ModelInvocation) -> list[ProviderEvent]:
+    return [event async for event in provider.stream(invocation)]
+
+
+async def _collect_until_error(
+    provider: AnthropicProvider, invocation: ModelInvocation, events: list[ProviderEvent]
+) -> None:
+    async for event in provider.stream(invocation):
+        events.append(event)
+
+
+def _scripted(interaction: Interaction) -> ScriptedResponse:
+    """The recorded response as the local server sends it, with its recorded content type."""
+    if interaction.is_sse:
+        response = ScriptedResponse.sse(interaction.body)
+        response.headers = {"content-type": interaction.content_type}
+        return response
+    return ScriptedResponse(
+        interaction.status, {"content-type": interaction.content_type}, [interaction.body]
+    )
+
+
+def _mock_client(respond: Callable[[httpx.Request], httpx.Response]) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.MockTransport(respond))
+
+
+def _sse_response(*chunks: bytes) -> httpx.Response:
+    async def body() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body())
+
+
+def _split_at(body: bytes, points: Iterable[int]) -> list[bytes]:
+    cuts = sorted({point % (len(body) + 1) for point in points} | {0, len(body)})
+    return [body[start:end] for start, end in zip(cuts, cuts[1:], strict=False) if end > start]
+
+
+def _sse(*payloads: Mapping[str, Any], padding: str = "") -> bytes:
+    """An Anthropic-style stream; `padding` mimics the spaces Anthropic puts before a final `}`."""
+    frames = []
+    for payload in payloads:
+        data = json.dumps(payload)
+        frames.append(f"event: {payload['type']}\ndata: {data[:-1]}{padding}}}\n\n")
+    return "".join(frames).encode()
+
+
+def _message_start(input_tokens: int = 7, output_tokens: int = 1, **usage: int) -> dict[str, Any]:
+    return {
+        "type": "message_start",
+        "message": {
+            "id": "msg_test",
+            "type": "message",
+            "role": "assistant",
+            "content": [],
+            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens, **usage},
+        },
+    }
+
+
+def _message_end(stop_reason: str = "end_turn", **usage: int) -> list[dict[str, Any]]:
+    return [
+        {"type": "message_delta", "delta": {"stop_reason": stop_reason}, "usage": usage},
+        {"type": "message_stop"},
+    ]
+
+
+def _text_block(index: int, pieces: Sequence[str]) -> list[dict[str, Any]]:
+    deltas = [
+        {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": p}}
+        for p in pieces
+    ]
+    start = {
+        "type": "content_block_start",
+        "index": index,
+        "content_block": {"type": "text", "text": ""},
+    }
+    return [start, *deltas, {"type": "content_block_stop", "index": index}]
+
+
+def _tool_block(
+    index: int, call_id: str, name: str, fragments: Sequence[str]
+) -> list[dict[str, Any]]:
+    start = {
+        "type": "content_block_start",
+        "index": index,
+        "content_block": {"type": "tool_use", "id": call_id, "name": name, "input": {}},
+    }
+    deltas = [
+        {
+            "type": "content_block_delta",
+            "index": index,
+            "delta": {"type": "input_json_delta", "partial_json": fragment},
+        }
+        for fragment in fragments
+    ]
+    return [start, *deltas, {"type": "content_block_stop", "index": index}]
+
+
+def _thinking_block(index: int, pieces: Sequence[str], signature: str) -> list[dict[str, Any]]:
+    start = {
+        "type": "content_block_start",
+        "index": index,
+        "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+    }
+    deltas = [
+        {
+            "type": "content_block_delta",
+            "index": index,
+            "delta": {"type": "thinking_delta", "thinking": p},
+        }
+        for p in pieces
+    ]
+    signed = {
+        "type": "content_block_delta",
+        "index": index,
+        "delta": {"type": "signature_delta", "signature": signature},
+    }
+    return [start, *deltas, signed, {"type": "content_block_stop", "index": index}]
+
+
+def _summary(events: Sequence[ProviderEvent]) -> dict[str, Any]:
+    """What a response said, in a form the recording can be compared with."""
+    return {
+        "text": "".join(e.text for e in events if isinstance(e, TextDelta)),
+        "thinking": "".join(e.text for e in events if isinstance(e, ThinkingDelta)),
+        "signatures": [e.signature for e in events if isinstance(e, ThinkingDelta) and e.signature],
+        "redacted": [
+            e.redacted_data for e in events if isinstance(e, ThinkingDelta) and e.redacted_data
+        ],
+        "tool_calls": [
+            (e.call.id, e.call.name, thaw(e.call.arguments))
+            for e in events
+            if isinstance(e, ToolCallEvent)
+        ],
+        "usage": [e.usage for e in events if isinstance(e, UsageEvent)],
+        "finish": [(e.reason, e.raw) for e in events if isinstance(e, FinishEvent)],
+    }
+
+
+def _expected_usage(usage: Mapping[str, Any]) -> Usage:
+    cache_read = usage.get("cache_read_input_tokens") or 0
+    cache_write = usage.get("cache_creation_input_tokens") or 0
+    return Usage(
+        usage["input_tokens"] + cache_read + cache_write, usage["output_tokens"], cache_read
+    )
+
+
+def _expected_from_json(body: Mapping[str, Any]) -> dict[str, Any]:
+    """An independent reading of a recorded whole-message body."""
+    blocks = body["content"]
+    return {
+        "text": "".join(b["text"] for b in blocks if b["type"] == "text"),
+        "thinking": "".join(b["thinking"] for b in blocks if b["type"] == "thinking"),
+        "signatures": [b["signature"] for b in blocks if b["type"] == "thinking"],
+        "redacted": [b["data"] for b in blocks if b["type"] == "redacted_thinking"],
+        "tool_calls": [(b["id"], b["name"], b["input"]) for b in blocks if b["type"] == "tool_use"],
+        "usage": [_expected_usage(body["usage"])],
+        "finish": [(STOP_REASONS[body["stop_reason"]], body["stop_reason"])],
+    }
+
+
+def _expected_from_sse(body: bytes) -> dict[str, Any]:
+    """An independent reading of a recorded stream: its `data:` lines, one JSON payload each."""
+    payloads = [
+        json.loads(line.removeprefix("data:"))
+        for line in body.decode().splitlines()
+        if line.startswith("data:")
+    ]
+    deltas = [p for p in payloads if p["type"] == "content_block_delta"]
+    tools = [p for p in payloads if p["type"] == "content_block_start"]
+    tools = [p for p in tools if p["content_block"]["type"] == "tool_use"]
+    final = [p for p in payloads if p["type"] == "message_delta"][-1]
+    usage = [p for p in payloads if p["type"] == "message_start"][0]["message"]["usage"]
+    usage = {**usage, **{k: v for k, v in final["usage"].items() if v is not None}}
+
+    def tool_input(index: int) -> Any:
+        text = "".join(
+            d["delta"]["partial_json"]
+            for d in deltas
+            if d["index"] == index and d["delta"]["type"] == "input_json_delta"
+        )
+        return json.loads(text) if text else {}
+
+    def joined(kind: str, key: str) -> list[str]:
+        return [d["delta"][key] for d in deltas if d["delta"]["type"] == kind]
+
+    stop = final["delta"]["stop_reason"]
+    return {
+        "text": "".join(joined("text_delta", "text")),
+        "thinking": "".join(joined("thinking_delta", "thinking")),
+        "signatures": joined("signature_delta", "signature"),
+        "redacted": [],
+        "tool_calls": [
+            (t["content_block"]["id"], t["content_block"]["name"], tool_input(t["index"]))
+            for t in tools
+        ],
+        "usage": [_expected_usage(usage)],
+        "finish": [(STOP_REASONS[stop], stop)],
+    }
+
+
+def _expected(interaction: Interaction) -> dict[str, Any]:
+    if interaction.is_sse:
+        return _expected_from_sse(interaction.body)
+    return _expected_from_json(interaction.json())
+
+
+def _wire_content(message: Mapping[str, Any]) -> list[dict[str, Any]]:
+    content = message["content"]
+    return [{"type": "text", "text": content}] if isinstance(content, str) else content
+
+
+def _history_from_wire(
+    messages: Iterable[Mapping[str, Any]], names: Mapping[str, str] | None = None
+) -> tuple[Message, ...]:
+    """Recorded wire messages as the neutral history chatscope would hold, one for one."""
+    names = dict(names or {})
+    history = []
+    for message in messages:
+        blocks = tuple(_block_from_wire(block, names) for block in _wire_content(message))
+        if message["role"] == "assistant":
+            role = Role.ASSISTANT
+        elif all(isinstance(block, ToolResultBlock) for block in blocks):
+            role = Role.TOOL
+        else:
+            role = Role.USER
+        history.append(Message(role, blocks))
+    return tuple(history)
+
+
+def _block_from_wire(block: Mapping[str, Any], names: dict[str, str]) -> Block:
+    kind = block["type"]
+    if kind == "text":
+        return TextBlock(block["text"])
+    if kind == "thinking":
+        return ThinkingBlock(block["thinking"], signature=block["signature"], provider="anthropic")
+    if kind == "redacted_thinking":
+        return ThinkingBlock("", redacted_data=block["data"], provider="anthropic")
+    if kind == "tool_use":
+        names[block["id"]] = block["name"]
+        return ToolCallBlock.create(block["id"], block["name"], block["input"])
+    assert kind == "tool_result", kind
+    name = names[block["tool_use_id"]]
+    if block.get("is_error"):
+        return ToolResultBlock(block["tool_use_id"], name, error=block["content"])
+    return ToolResultBlock(block["tool_use_id"], name, result=block["content"])
+
+
+def _invocation_from_request(
+    base_url: str, body: Mapping[str, Any], history: Sequence[Message]
+) -> ModelInvocation:
+    """The invocation that should make the adapter send the recorded request."""
+    tools = [
+        ToolDeclaration(t["name"], t.get("description", ""), deep_freeze(t["input_schema"]))
+        for t in body.get("tools", ())
+        if "input_schema" in t
+    ]
+    own = {"model", "messages", "system", "tools", "tool_choice"}
+    params = {key: value for key, value in body.items() if key not in own}
+    return _invocation(
+        base_url,
+        history,
+        model=body["model"],
+        tools=tools,
+        params=params,
+        system=body.get("system"),
+    )
+
+
+def _comparable(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A request body without what chatscope does not send: `tool_choice`, `is_error: false`."""
+    messages = [
+        {
+            "role": message["role"],
+            "content": [
+                {k: v for k, v in block.items() if not (k == "is_error" and v is False)}
+                for block in _wire_content(message)
+            ],
+        }
+        for message in body["messages"]
+    ]
+    return {**{k: v for k, v in body.items() if k != "tool_choice"}, "messages": messages}
+
+
+def _assemble(events: Sequence[ProviderEvent], provider: str = "anthropic") -> Message:
+    """Fold a response's events into the assistant message a chat loop would store."""
+    blocks: list[Block] = []
+    run: list[TextDelta | ThinkingDelta] = []
+    for event in events:
+        if isinstance(event, TextDelta | ThinkingDelta):
+            if run and type(run[-1]) is not type(event):
+                blocks.append(_close(run, provider))
+                run = []
+            run.append(event)
+            if event.signature is not None or getattr(event, "redacted_data", None) is not None:
+                blocks.append(_close(run, provider))
+                run = []
+        elif isinstance(event, ToolCallEvent):
+            if run:
+                blocks.append(_close(run, provider))
+                run = []
+            blocks.append(event.call)
+    if run:
+        blocks.append(_close(run, provider))
+    return Message(Role.ASSISTANT, tuple(blocks))
+
+
+def _close(run: Sequence[TextDelta | ThinkingDelta], provider: str) -> Block:
+    text = "".join(event.text for event in run)
+    last = run[-1]
+    if isinstance(last, TextDelta):
+        return TextBlock(text, signature=last.signature)
+    return ThinkingBlock(
+        text, signature=last.signature, redacted_data=last.redacted_data, provider=provider
+    )
+
+
+def _ok_stream() -> httpx.Response:
+    return _sse_response(_sse(_message_start(), *_text_block(0, ["ok"]), *_message_end()))
+
+
+# --- recorded traffic over a real socket --------------------------------------------------------
+
+
+def test_every_anthropic_fixture_is_replayed() -> None:
+    """Each recording in fixtures/anthropic is exercised by one of the replay tests below."""
+    covered = {name for name, _ in REPLAYED} | {name for name, *_ in RECORDED_ERRORS}
+    covered |= {CODE_EXECUTION, RAW_SSE}
+    assert covered == {path.name for path in (FIXTURES / "anthropic").iterdir()}
+
+
+@pytest.mark.parametrize(("name", "index"), REPLAYED)
+async def test_recorded_response_replays_to_the_recorded_content(name: str, index: int) -> None:
+    """A recorded 200 sends the recorded request and parses to the recorded text, calls, usage."""
+    interaction = load_cassette(f"anthropic/{name}")[index]
+    request = interaction.request_body
+    with replay_server(_scripted(interaction)) as server:
+        async with httpx.AsyncClient() as client:
+            history = _history_from_wire(request["messages"])
+            invocation = _invocation_from_request(server.url, request, history)
+            events = await _collect(AnthropicProvider(client), invocation)
+    assert _comparable(server.requests[0].json()) == _comparable(request)
+    assert server.requests[0].headers["x-api-key"] == KEY
+    assert _summary(events) == _expected(interaction)
+    assert isinstance(events[-1], FinishEvent)
+
+
+async def test_raw_sdk_fixture_replays_text_and_a_fragmented_tool_call() -> None:
+    """The SDK's raw tool_use stream gives its text, the reassembled Paris call and its usage."""
+    body = raw_fixture(f"anthropic/{RAW_SSE}")
+    with replay_server(ScriptedResponse.sse(body)) as server:
+        async with httpx.AsyncClient() as client:
+            events = await _collect(AnthropicProvider(client), _invocation(server.url))
+    summary = _summary(events)
+    assert summary["text"] == "I'll check the current weather in Paris for you."
+    assert summary["tool_calls"] == [
+        ("toolu_01NRLabsLyVHZPKxbKvkfSMn", "get_weather", {"location": "Paris"})
+    ]
+    assert summary["usage"] == [Usage(input_tokens=377, output_tokens=65)]
+    assert summary["finish"] == [(FinishReason.TOOL_CALLS, "tool_use")]
+    assert summary == _expected_from_sse(body)
+
+
+async def test_streamed_thinking_ends_with_its_signature() -> None:
+    """Thinking deltas come first, then one signature-only delta, then the visible text."""
+    interaction = load_cassette("anthropic/test_thinking_prompt.yaml")[0]
+    with replay_server(_scripted(interaction)) as server:
+        async with httpx.AsyncClient() as client:
+            events = await _collect(AnthropicProvider(client), _invocation(server.url))
+    thinking = [e for e in events if isinstance(e, ThinkingDelta)]
+    assert [e.signature is not None for e in thinking] == [False] * 29 + [True]
+    assert thinking[-1].text == ""
+    assert thinking[-1].signature is not None
+    assert thinking[-1].signature.startswith("EvoCCkYICxgCKkCY593DZILKPT3")
+    assert events.index(thinking[-1]) < min(
+        i for i, e in enumerate(events) if isinstance(e, TextDelta)
+    )
+    assert _summary(events)["text"] == "- Captain\n- Scoop"
+    assert _summary(events)["usage"] == [Usage(input_tokens=46, output_tokens=84)]
+
+
+async def test_cumulative_message_delta_usage_is_not_added_twice() -> None:
+    """message_start says 37 output tokens and message_delta repeats 37: usage reports 37."""
+    interaction = load_cassette("anthropic/test_fixed_version_tool_chain_regression.yaml")[0]
+    with replay_server(_scripted(interaction)) as server:
+        async with httpx.AsyncClient() as client:
+            events = await _collect(AnthropicProvider(client), _invocation(server.url))
+    assert [e.usage for e in events if isinstance(e, UsageEvent)] == [Usage(563, 37)]
+    assert [thaw(e.call.arguments) for e in events if isinstance(e, ToolCallEvent)] == [{}]
+
+
+@pytest.mark.parametrize(("name", "kind", "category", "status", "message"), RECORDED_ERRORS)
+async def test_recorded_error_response_raises_its_typed_error(
+    name: str, kind: type[ProviderError], category: ErrorCategory, status: int, message: str
+) -> None:
+    """A recorded 400/404 becomes the typed error with its category, status and message."""
+    interaction = load_cassette(f"anthropic/{name}")[0]
+    request = interaction.request_body
+    with replay_server(_scripted(interaction)) as server:
+        async with httpx.AsyncClient() as client:
+            invocation = _invocation_from_request(
+                server.url, request, _history_from_wire(request["messages"])
+            )
+            with pytest.raises(kind) as caught:
+                await _collect(AnthropicProvider(client), invocation)
+    assert type(caught.value) is kind
+    assert caught.value.category is category
+    assert caught.value.status == status
+    assert caught.value.provider_message == message
+    assert _comparable(server.requests[0].json()) == _comparable(request)
+
+
+async def test_code_execution_stream_fails_on_the_server_tool_block() -> None:
+    """Server tool blocks cannot be represented: the stream stops with an error naming the type."""
+    interaction = load_cassette(f"anthropic/{CODE_EXECUTION}")[0]
+    events: list[ProviderEvent] = []
+    with replay_server(_scripted(interaction)) as server:
+        async with httpx.AsyncClient() as client:
+            with pytest.raises(StreamProtocolError, match="'server_tool_use'"):
+                await _collect_until_error(
+                    AnthropicProvider(client), _invocation(server.url), events
+                )
+    summary = _summary(events)
+    assert summary["thinking"] == "Let me calculate this mathematical expression."
+    assert summary["signatures"][0].startswith("EusBClsIDRgCKkBpzetW9oKOZtFP6IeFJJr3gnQB")
+    assert summary["text"] == "I'll calculate that expression for you right away!"
+    assert summary["finish"] == []
+
+
+@pytest.mark.parametrize("name", MULTI_TURN)
+async def test_multi_turn_recording_is_continued_with_the_recorded_requests(name: str) -> None:
+    """Parsed turns plus recorded tool results rebuild every later request exactly."""
+    interactions = load_cassette(f"anthropic/{name}")
+    recorded = [interaction.request_body for interaction in interactions]
+    with replay_server(*map(_scripted, interactions)) as server:
+        async with httpx.AsyncClient() as client:
+            provider = AnthropicProvider(client)
+            history = _history_from_wire(recorded[0]["messages"])
+            for turn, interaction in enumerate(interactions):
+                invocation = _invocation_from_request(server.url, recorded[turn], history)
+                events = await _collect(provider, invocation)
+                assert _comparable(server.requests[turn].json()) == _comparable(recorded[turn])
+                assert _summary(events) == _expected(interaction)
+                if turn + 1 < len(interactions):
+                    history += (_assemble(events),)
+                    names = {c.id: c.name for m in history for c in m.tool_calls}
+                    later = recorded[turn + 1]["messages"][len(history) :]
+                    history += _history_from_wire(later, names)
+    assert len(server.requests) == len(interactions) >= 2
+
+
+# --- the request: URL, headers, body ------------------------------------------------------------
+
+
+async def test_request_has_the_url_headers_and_body_of_the_invocation() -> None:
+    """URL, method, auth headers and body fields all come from the invocation."""
+    seen: list[httpx.Request] = []
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return _ok_stream()
+
+    tool = ToolDeclaration(
+        "get_weather", "Weather of a city", deep_freeze({"type": "object", "properties": {}})
+    )
+    invocation = _invocation(
+        "https://api.anthropic.test/",
+        tools=[tool],
+        params={"thinking": {"type": "enabled", "budget_tokens": 1024}, "temperature": 1.0},
+        system="Be brief.",
+        max_output_tokens=2048,
+    )
+    async with _mock_client(respond) as client:
+        await _collect(AnthropicProvider(client), invocation)
+    (request,) = seen
+    assert request.method == "POST"
+    assert str(request.url) == "https://api.anthropic.test/v1/messages"
+    assert request.headers["x-api-key"] == KEY
+    assert request.headers["anthropic-version"] == "2023-06-01"
+    assert "authorization" not in request.headers
+    assert json.loads(request.content) == {
+        "model": "claude-test",
+        "max_tokens": 2048,
+        "stream": True,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "temperature": 1.0,
+        "system": "Be brief.",
+        "tools": [
+            {
+                "name": "get_weather",
+                "description": "Weather of a city",
+                "input_schema": {"type": "object", "properties": {}},
+            }
+        ],
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+    }
+
+
+async def test_no_key_sends_no_auth_header() -> None:
+    """A keyless invocation (a local server) carries no x-api-key header at all."""
+    seen: list[httpx.Request] = []
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return _ok_stream()
+
+    async with _mock_client(respond) as client:
+        await _collect(AnthropicProvider(client), _invocation("http://127.0.0.1:9", key=None))
+    assert "x-api-key" not in seen[0].headers
+    assert "authorization" not in seen[0].headers
+
+
+async def test_one_provider_object_serves_invocations_with_their_own_values() -> None:
+    """Two calls through one provider each carry their own key, model, URL and max tokens."""
+    seen: list[httpx.Request] = []
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return _ok_stream()
+
+    first = _invocation("https://one.test", key="sk-ant-one-1111111111", model="m-one")
+    second = _invocation(
+        "https://two.test", key="sk-ant-two-2222222222", model="m-two", max_output_tokens=99
+    )
+    async with _mock_client(respond) as client:
+        provider = AnthropicProvider(client)
+        await _collect(provider, first)
+        await _collect(provider, second)
+        await _collect(provider, first)
+    assert [str(r.url) for r in seen] == [
+        "https://one.test/v1/messages",
+        "https://two.test/v1/messages",
+        "https://one.test/v1/messages",
+    ]
+    assert [r.headers["x-api-key"] for r in seen] == [
+        "sk-ant-one-1111111111",
+        "sk-ant-two-2222222222",
+        "sk-ant-one-1111111111",
+    ]
+    bodies = [json.loads(r.content) for r in seen]
+    assert [(b["model"], b["max_tokens"]) for b in bodies] == [
+        ("m-one", 1024),
+        ("m-two", 99),
+        ("m-one", 1024),
+    ]
+
+
+def test_provider_holds_only_its_client_and_name() -> None:
+    """No per-call state can hide on the adapter: it has two slots and no instance dict."""
+    client = httpx.AsyncClient()
+    provider = AnthropicProvider(client, name="claude-proxy")
+    assert AnthropicProvider.__slots__ == ("_client", "_name")
+    assert not hasattr(provider, "__dict__")
+    assert provider.name == "claude-proxy"
+
+
+async def test_stream_false_sends_a_whole_body_request_and_parses_json() -> None:
+    """`stream: False` in model params asks for one JSON body, which parses to the same events."""
+    seen: list[httpx.Request] = []
+    body = {
+        "content": [{"type": "text", "text": "Paris."}],
+        "stop_reason": "max_tokens",
+        "usage": {"input_tokens": 3, "output_tokens": 2, "cache_read_input_tokens": 5},
+    }
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=body)
+
+    invocation = _invocation("https://api.test", params={"stream": False, "max_tokens": 7})
+    async with _mock_client(respond) as client:
+        events = await _collect(AnthropicProvider(client), invocation)
+    sent = json.loads(seen[0].content)
+    assert (sent["stream"], sent["max_tokens"]) == (False, 7)
+    assert events == [
+        TextDelta("Paris."),
+        UsageEvent(Usage(input_tokens=8, output_tokens=2, cached_tokens=5)),
+        FinishEvent(FinishReason.LENGTH, raw="max_tokens"),
+    ]
+
+
+async def test_missing_base_url_raises_with_the_runtime_id() -> None:
+    """Without a base URL there is no default host: the call fails naming the runtime."""
+    async with _mock_client(lambda request: _ok_stream()) as client:
+        with pytest.raises(MissingProviderRuntimeError) as caught:
+            await _collect(AnthropicProvider(client), _invocation(None))
+    assert caught.value.missing == ("base_url",)
+    assert caught.value.runtime_id == "rt-test"
+
+
+async def test_foreign_ids_are_rewritten_and_thinking_of_other_providers_left_out() -> None:
+    """A Gemini-style id is made valid for call and result alike; Gemini thinking is omitted."""
+    seen: list[httpx.Request] = []
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return _ok_stream()
+
+    call = ToolCallBlock.create("gemini_0_tools.search:1", "search", {"q": "x"})
+    history = (
+        Message.user("find x"),
+        Message(
+            Role.ASSISTANT,
+            (
+                ThinkingBlock("gemini thoughts", signature="Zm9v", provider="gemini"),
+                ThinkingBlock("mine", signature="sig-1", provider="anthropic"),
+                call,
+            ),
+        ),
+        Message(Role.TOOL, (ToolResultBlock(call.id, "search", error="boom"),)),
+    )
+    async with _mock_client(respond) as client:
+        await _collect(AnthropicProvider(client), _invocation("https://api.test", history))
+    messages = json.loads(seen[0].content)["messages"]
+    thinking, tool_use = messages[1]["content"]
+    assert thinking == {"type": "thinking", "thinking": "mine", "signature": "sig-1"}
+    (result,) = messages[2]["content"]
+    assert tool_use["id"] == result["tool_use_id"]
+    assert tool_use["id"].startswith("gemini_0_tools_search_1_")
+    assert TOOL_ID.fullmatch(tool_use["id"])
+    assert result == {
+        "type": "tool_result",
+        "tool_use_id": tool_use["id"],
+        "content": "Error: boom",
+        "is_error": True,
+    }
+
+
+# --- malformed input and faults -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        (b'event: message_start\ndata: {"type": "message_start", "message": \n\n', "malformed"),
+        (_sse(_message_start(), *_text_block(0, ["cut"])), "before message_stop"),
+        (
+            _sse(
+                _message_start(),
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "image"}},
+            ),
+            "'image'",
+        ),
+        (_sse(_message_start(), {"type": "mystery_event"}), "'mystery_event'"),
+        (
+            _sse(_message_start(), *_tool_block(0, "toolu_1", "f", ['{"a": '])),
+            "arguments of tool call 'f' are not valid JSON",
+        ),
+        (
+            _sse(_message_start(), *_tool_block(0, "toolu_1", "f", ["[1, 2]"])),
+            "not a JSON object",
+        ),
+    ],
+    ids=[
+        "invalid-json",
+        "no-message-stop",
+        "unknown-block",
+        "unknown-event",
+        "bad-args",
+        "list-args",
+    ],
+)
+async def test_malformed_stream_raises_a_protocol_error(body: bytes, match: str) -> None:
+    """Broken JSON, a missing message_stop, unknown types and bad arguments are protocol errors."""
+    async with _mock_client(lambda request: _sse_response(body)) as client:
+        with pytest.raises(StreamProtocolError, match=match) as caught:
+            await _collect(AnthropicProvider(client), _invocation("https://api.test"))
+    assert caught.value.category is ErrorCategory.PROTOCOL
+
+
+async def test_error_event_in_a_stream_raises_an_overloaded_server_error() -> None:
+    """An `event: error` of type overloaded_error becomes a retryable overloaded ServerError."""
+    body = _sse(
+        _message_start(),
+        {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+    )
+    async with _mock_client(lambda request: _sse_response(body)) as client:
+        with pytest.raises(ServerError) as caught:
+            await _collect(AnthropicProvider(client), _invocation("https://api.test"))
+    assert caught.value.category is ErrorCategory.OVERLOADED
+    assert caught.value.provider_message == "Overloaded"
+    assert caught.value.retryable
+
+
+async def test_http_529_is_an_overloaded_server_error() -> None:
+    """Anthropic's 529 status maps to the overloaded category with its message kept."""
+    error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    with replay_server(ScriptedResponse.json_body(error, status=529)) as server:
+        async with httpx.AsyncClient() as client:
+            with pytest.raises(ServerError) as caught:
+                await _collect(AnthropicProvider(client), _invocation(server.url))
+    assert (caught.value.category, caught.value.status) == (ErrorCategory.OVERLOADED, 529)
+    assert caught.value.provider_message == "Overloaded"
+
+
+async def test_connection_dropped_mid_stream_is_a_network_error() -> None:
+    """The server closing the socket after two events raises ProviderNetworkError, not a hang."""
+    body = raw_fixture(f"anthropic/{RAW_SSE}")
+    events: list[ProviderEvent] = []
+    with replay_server(ScriptedResponse.sse(body, drop_after=2)) as server:
+        async with httpx.AsyncClient() as client:
+            with pytest.raises(ProviderNetworkError) as caught:
+                await _collect_until_error(
+                    AnthropicProvider(client), _invocation(server.url), events
+                )
+    assert caught.value.category is ErrorCategory.NETWORK
+    assert isinstance(caught.value.__cause__, httpx.TransportError)
+    assert events == []
+
+
+@pytest.mark.parametrize(
+    ("failure", "category"),
+    [
+        (httpx.ReadTimeout("read timed out"), ErrorCategory.TIMEOUT),
+        (httpx.ConnectError("connection refused"), ErrorCategory.NETWORK),
+    ],
+)
+async def test_transport_failures_become_network_errors(
+    failure: httpx.TransportError, category: ErrorCategory
+) -> None:
+    """Timeouts and refused connections are ProviderNetworkErrors chained to the httpx error."""
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        raise failure
+
+    async with _mock_client(respond) as client:
+        with pytest.raises(ProviderNetworkError) as caught:
+            await _collect(AnthropicProvider(client), _invocation("https://api.test"))
+    assert caught.value.category is category
+    assert caught.value.__cause__ is failure
+
+
+# --- properties ---------------------------------------------------------------------------------
+
+JSON_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+)
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+JSON_OBJECTS = st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=5)
+WIRE_IDS = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-",
+    min_size=1,
+    max_size=24,
+)
+NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True)
+SIGNATURES = st.text(
+    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=",
+    min_size=1,
+    max_size=40,
+)
+SPLITS = st.lists(st.integers(min_value=0, max_value=100_000), max_size=30)
+FAST = settings(max_examples=60, deadline=None)
+SLOW = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _pieces(text: str, points: Iterable[int]) -> list[str]:
+    cuts = sorted({point % (len(text) + 1) for point in points} | {0, len(text)})
+    return [text[start:end] for start, end in zip(cuts, cuts[1:], strict=False)] or [""]
+
+
+async def _events_of(*chunks: bytes) -> list[ProviderEvent]:
+    async with _mock_client(lambda request: _sse_response(*chunks)) as client:
+        return await _collect(AnthropicProvider(client), _invocation("https://api.test"))
+
+
+@FAST
+@given(recording=st.sampled_from(SSE_RECORDINGS), points=SPLITS)
+async def test_any_chunking_of_a_recorded_stream_gives_the_same_events(
+    recording: tuple[str, int], points: list[int]
+) -> None:
+    """Cutting a recorded SSE body at arbitrary byte offsets never changes the events."""
+    name, index = recording
+    body = load_cassette(f"anthropic/{name}")[index].body
+    assert await _events_of(*_split_at(body, points)) == await _events_of(body)
+
+
+@SLOW
+@given(pieces=st.integers(min_value=1, max_value=80))
+async def test_any_chunking_over_a_real_socket_gives_the_same_events(pieces: int) -> None:
+    """The raw SDK stream sent in n chunked-encoding pieces over TCP parses the same for every n."""
+    body = raw_fixture(f"anthropic/{RAW_SSE}")
+    with replay_server(ScriptedResponse.sse(body, pieces=pieces)) as server:
+        async with httpx.AsyncClient() as client:
+            events = await _collect(AnthropicProvider(client), _invocation(server.url))
+    assert _summary(events) == _expected_from_sse(body)
+
+
+@FAST
+@given(arguments=JSON_OBJECTS, points=SPLITS, padding=st.sampled_from(["", "   ", " " * 13]))
+async def test_tool_input_fragments_split_anywhere_reassemble(
+    arguments: dict[str, Any], points: list[int], padding: str
+) -> None:
+    """Tool input JSON cut into arbitrary input_json_delta fragments parses back to the same dict."""
+    fragments = _pieces(json.dumps(arguments), points)
+    body = _sse(
+        _message_start(),
+        *_tool_block(0, "toolu_x", "tool", fragments),
+        *_message_end("tool_use", output_tokens=9),
+        padding=padding,
+    )
+    events = await _events_of(body)
+    calls = [e.call for e in events if isinstance(e, ToolCallEvent)]
+    assert [(c.id, c.name, thaw(c.arguments)) for c in calls] == [("toolu_x", "tool", arguments)]
+    assert events[-1] == FinishEvent(FinishReason.TOOL_CALLS, raw="tool_use")
+
+
+@FAST
+@given(text=st.text(), points=SPLITS, padding=st.sampled_from(["", " ", "      "]))
+async def test_text_split_into_deltas_streams_back_exactly(
+    text: str, points: list[int], padding: str
+) -> None:
+    """Any text, newlines and quotes included, split into deltas, arrives joined unchanged."""
+    body = _sse(
+        _message_start(), *_text_block(0, _pieces(text, points)), *_message_end(), padding=padding
+    )
+    events = await _events_of(body)
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == text
+
+
+@FAST
+@given(
+    input_tokens=st.integers(0, 10**6),
+    cache_read=st.integers(0, 10**6),
+    cache_write=st.integers(0, 10**6),
+    first_output=st.integers(0, 50),
+    extra_output=st.integers(0, 10**5),
+    repeat_input=st.booleans(),
+)
+async def test_usage_is_reported_once_with_cumulative_output(
+    input_tokens: int,
+    cache_read: int,
+    cache_write: int,
+    first_output: int,
+    extra_output: int,
+    repeat_input: bool,
+) -> None:
+    """message_start plus a cumulative message_delta give one usage event, nothing double-counted."""
+    final = first_output + extra_output
+    delta_usage = {"output_tokens": final}
+    if repeat_input:
+        delta_usage |= {"input_tokens": input_tokens, "cache_read_input_tokens": cache_read}
+    body = _sse(
+        _message_start(
+            input_tokens,
+            first_output,
+            cache_read_input_tokens=cache_read,
+            cache_creation_input_tokens=cache_write,
+        ),
+        *_text_block(0, ["a", "b"]),
+        *_message_end(**delta_usage),
+    )
+    events = await _events_of(body)
+    expected = Usage(input_tokens + cache_read + cache_write, final, cache_read)
+    assert [e.usage for e in events if isinstance(e, UsageEvent)] == [expected]
+
+
+@FAST
+@given(stop_reason=st.sampled_from(sorted(STOP_REASONS)) | st.text(min_size=1, max_size=12))
+async def test_stop_reason_maps_to_one_final_finish_event(stop_reason: str) -> None:
+    """Known stop reasons map to their finish reason, any other to OTHER, always last and once."""
+    body = _sse(_message_start(), *_text_block(0, ["x"]), *_message_end(stop_reason))
+    events = await _events_of(body)
+    expected = STOP_REASONS.get(stop_reason, FinishReason.OTHER)
+    assert [e for e in events if isinstance(e, FinishEvent)] == [
+        FinishEvent(expected, raw=stop_reason)
+    ]
+    assert events[-1] == FinishEvent(expected, raw=stop_reason)
+
+
+RESPONSE_BLOCKS = st.one_of(
+    st.tuples(st.just("text"), st.text(min_size=1), SPLITS),
+    st.tuples(st.just("thinking"), st.text(min_size=1), SPLITS, SIGNATURES),
+    st.tuples(st.just("tool_use"), WIRE_IDS, NAMES, JSON_OBJECTS, SPLITS),
+)
+
+
+def _as_json_block(block: tuple[Any, ...]) -> dict[str, Any]:
+    if block[0] == "text":
+        return {"type": "text", "text": block[1]}
+    if block[0] == "thinking":
+        return {"type": "thinking", "thinking": block[1], "signature": block[3]}
+    return {"type": "tool_use", "id": block[1], "name": block[2], "input": block[3]}
+
+
+def _as_sse_block(index: int, block: tuple[Any, ...]) -> list[dict[str, Any]]:
+    if block[0] == "text":
+        return _text_block(index, _pieces(block[1], block[2]))
+    if block[0] == "thinking":
+        return _thinking_block(index, _pieces(block[1], block[2]), block[3])
+    return _tool_block(index, block[1], block[2], _pieces(json.dumps(block[3]), block[4]))
+
+
+@FAST
+@given(
+    blocks=st.lists(RESPONSE_BLOCKS, min_size=1, max_size=5),
+    stop_reason=st.sampled_from(sorted(STOP_REASONS)),
+    usage=st.tuples(st.integers(0, 10**5), st.integers(0, 10**5)),
+)
+async def test_streamed_and_whole_body_forms_of_a_message_agree(
+    blocks: list[tuple[Any, ...]], stop_reason: str, usage: tuple[int, int]
+) -> None:
+    """The same message as SSE (arbitrarily fragmented) and as JSON folds to the same reply."""
+    whole = {
+        "content": [_as_json_block(block) for block in blocks],
+        "stop_reason": stop_reason,
+        "usage": {"input_tokens": usage[0], "output_tokens": usage[1]},
+    }
+    streamed = _sse(
+        _message_start(usage[0], 1),
+        *[payload for i, block in enumerate(blocks) for payload in _as_sse_block(i, block)],
+        *_message_end(stop_reason, output_tokens=usage[1]),
+    )
+    async with _mock_client(lambda request: httpx.Response(200, json=whole)) as client:
+        from_json = await _collect(AnthropicProvider(client), _invocation("https://api.test"))
+    from_sse = await _events_of(streamed)
+    assert _assemble(from_sse) == _assemble(from_json)
+    assert from_sse[-2:] == from_json[-2:]
+    assert from_json[-2:] == [
+        UsageEvent(Usage(usage[0], usage[1])),
+        FinishEvent(STOP_REASONS[stop_reason], raw=stop_reason),
+    ]
+
+
+@FAST
+@given(recording=st.sampled_from(SSE_RECORDINGS), data=st.data())
+async def test_a_stream_cut_before_message_stop_is_an_error(
+    recording: tuple[str, int], data: st.DataObject
+) -> None:
+    """Every prefix of a recorded stream that ends at an event boundary before message_stop fails."""
+    name, index = recording
+    body = load_cassette(f"anthropic/{name}")[index].body
+    frames = [frame for frame in body.split(b"\n\n") if frame.strip()]
+    cut = data.draw(st.integers(min_value=0, max_value=len(frames) - 2))
+    truncated = b"\n\n".join(frames[:cut]) + (b"\n\n" if cut else b"")
+    with pytest.raises(StreamProtocolError, match="before message_stop"):
+        await _events_of(truncated)
+
+
+@FAST
+@given(
+    block_type=st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=30).filter(
+        lambda kind: kind not in {"text", "thinking", "redacted_thinking", "tool_use"}
+    ),
+    whole_body=st.booleans(),
+)
+async def test_unknown_block_types_are_errors_naming_the_type(
+    block_type: str, whole_body: bool
+) -> None:
+    """A content block of a type chatscope cannot represent is refused by name, never dropped."""
+    block = {"type": block_type, "id": "x", "content": []}
+    if whole_body:
+        payload = {"content": [block], "stop_reason": "end_turn", "usage": {}}
+        response = httpx.Response(200, json=payload)
+    else:
+        start = {"type": "content_block_start", "index": 0, "content_block": block}
+        response = _sse_response(_sse(_message_start(), start, *_message_end()))
+    async with _mock_client(lambda request: response) as client:
+        with pytest.raises(StreamProtocolError, match=re.escape(repr(block_type))):
+            await _collect(AnthropicProvider(client), _invocation("https://api.test"))
+
+
+THINKING_PROVIDERS = st.sampled_from(["anthropic", "gemini", None])
+OUTCOMES = st.one_of(
+    st.builds(lambda text: {"result": text}, st.text(max_size=20)),
+    st.builds(lambda text: {"error": text}, st.text(max_size=20)),
+)
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> tuple[Message, ...]:
+    """Conversations with text, thinking of several providers and paired calls and results."""
+    ids = iter(draw(st.lists(st.text(max_size=16), min_size=12, max_size=12, unique=True)))
+    messages: list[Message] = []
+    for _ in range(draw(st.integers(1, 3))):
+        messages.append(Message.user(draw(st.text(max_size=20))))
+        for _ in range(draw(st.integers(0, 2))):
+            thinking = draw(
+                st.lists(
+                    st.builds(
+                        ThinkingBlock,
+                        st.text(max_size=20),
+                        signature=st.none() | SIGNATURES,
+                        redacted_data=st.none() | SIGNATURES,
+                        provider=THINKING_PROVIDERS,
+                    ),
+                    max_size=2,
+                )
+            )
+            texts = draw(st.lists(st.builds(TextBlock, st.text(max_size=20)), max_size=2))
+            calls = [
+                ToolCallBlock.create(next(ids), draw(NAMES), draw(JSON_OBJECTS))
+                for _ in range(draw(st.integers(0, 2)))
+            ]
+            messages.append(Message(Role.ASSISTANT, (*thinking, *texts, *calls)))
+            if calls:
+                results = [ToolResultBlock(c.id, c.name, **draw(OUTCOMES)) for c in calls]
+                messages.append(Message(Role.TOOL, tuple(results)))
+    return tuple(messages)
+
+
+def _expected_wire_blocks(history: Sequence[Message]) -> list[tuple[Any, ...]]:
+    """What should reach the wire, in order: everything but empty text and unusable thinking."""
+    expected: list[tuple[Any, ...]] = []
+    for message in history:
+        for block in message.blocks:
+            if isinstance(block, TextBlock) and block.text:
+                expected.append(("text", block.text))
+            elif isinstance(block, ThinkingBlock) and block.provider == "anthropic":
+                if block.redacted_data is not None:
+                    expected.append(("redacted_thinking", block.redacted_data))
+                elif block.signature is not None:
+                    expected.append(("thinking", block.text, block.signature))
+            elif isinstance(block, ToolCallBlock):
+                expected.append(("tool_use", block.name, thaw(block.arguments)))
+            elif isinstance(block, ToolResultBlock):
+                expected.append(("tool_result", block.content, block.is_error))
+    return expected
+
+
+def _wire_blocks(messages: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    seen: list[tuple[Any, ...]] = []
+    for message in messages:
+        for block in message["content"]:
+            kind = block["type"]
+            if kind == "text":
+                seen.append(("text", block["text"]))
+            elif kind == "redacted_thinking":
+                seen.append((kind, block["data"]))
+            elif kind == "thinking":
+                seen.append((kind, block["thinking"], block["signature"]))
+            elif kind == "tool_use":
+                seen.append((kind, block["name"], block["input"]))
+            else:
+                seen.append((kind, block["content"], block.get("is_error", False)))
+    return seen
+
+
+async def _sent_messages(history: Sequence[Message]) -> list[dict[str, Any]]:
+    seen: list[httpx.Request] = []
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return _ok_stream()
+
+    async with _mock_client(respond) as client:
+        await _collect(AnthropicProvider(client), _invocation("https://api.test", history))
+    messages: list[dict[str, Any]] = json.loads(seen[0].content)["messages"]
+    return messages
+
+
+@FAST
+@given(history=histories())
+async def test_histories_map_to_alternating_turns_in_order(history: tuple[Message, ...]) -> None:
+    """Every block that can be sent is sent, in order, in turns that alternate user/assistant."""
+    messages = await _sent_messages(history)
+    roles = [message["role"] for message in messages]
+    assert all(a != b for a, b in zip(roles, roles[1:], strict=False))
+    assert all(message["content"] for message in messages)
+    assert _wire_blocks(messages) == _expected_wire_blocks(history)
+
+
+@FAST
+@given(history=histories())
+async def test_every_tool_use_is_answered_by_its_result_in_the_next_turn(
+    history: tuple[Message, ...],
+) -> None:
+    """Re-mapped ids match Anthropic's pattern, stay distinct, and pair each call with its result."""
+    messages = await _sent_messages(history)
+    neutral_ids = [call.id for message in history for call in message.tool_calls]
+    wire_ids: list[str] = []
+    for position, message in enumerate(messages):
+        uses = [b["id"] for b in message["content"] if b["type"] == "tool_use"]
+        wire_ids += uses
+        if uses:
+            answer = messages[position + 1]
+            assert answer["role"] == "user"
+            results = [b["tool_use_id"] for b in answer["content"] if b["type"] == "tool_result"]
+            assert results == uses
+    assert all(TOOL_ID.fullmatch(wire_id) for wire_id in wire_ids)
+    assert len(set(wire_ids)) == len(wire_ids) == len(neutral_ids)
+    assert [i for i, n in zip(wire_ids, neutral_ids, strict=True) if TOOL_ID.fullmatch(n)] == [
+        n for n in neutral_ids if TOOL_ID.fullmatch(n)
+    ]
+
+
+@FAST
+@given(call_id=st.text(max_size=40))
+async def test_any_call_id_becomes_a_valid_id_shared_by_call_and_result(call_id: str) -> None:
+    """Whatever another provider used as an id, call and result carry the same valid wire id."""
+    call = ToolCallBlock.create(call_id, "tool", {})
+    history = (
+        Message.user("go"),
+        Message(Role.ASSISTANT, (call,)),
+        Message(Role.TOOL, (ToolResultBlock(call_id, "tool", result="done"),)),
+    )
+    messages = await _sent_messages(history)
+    wire_id = messages[1]["content"][0]["id"]
+    assert messages[2]["content"][0]["tool_use_id"] == wire_id
+    assert TOOL_ID.fullmatch(wire_id)
+    if TOOL_ID.fullmatch(call_id):
+        assert wire_id == call_id
+
+
+ANTHROPIC_KEYS = st.from_regex(r"sk-ant-api03-[A-Za-z0-9_-]{20,60}", fullmatch=True)
+ODD_KEYS = st.text(
+    alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=10, max_size=40
+).filter(lambda key: key not in "[REDACTED]")
+
+
+@FAST
+@given(
+    key=ANTHROPIC_KEYS | ODD_KEYS,
+    status=st.sampled_from([400, 401, 403, 404, 413, 429, 500, 529]),
+    shape=st.sampled_from(["anthropic", "plain", "sse"]),
+)
+async def test_a_key_echoed_by_the_server_never_reaches_an_error_message(
+    key: str, status: int, shape: str
+) -> None:
+    """However the server echoes the call's key back, the raised error does not contain it."""
+    message = f"invalid x-api-key {key} (key={key})"
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        if shape == "sse":
+            error = {"type": "error", "error": {"type": "authentication_error", "message": message}}
+            return _sse_response(_sse(_message_start(), error))
+        if shape == "plain":
+            return httpx.Response(status, text=message)
+        error = {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
+        return httpx.Response(status, json=error)
+
+    async with _mock_client(respond) as client:
+        with pytest.raises(ProviderError) as caught:
+            await _collect(AnthropicProvider(client), _invocation("https://api.test", key=key))
+    assert key not in str(caught.value)
+    assert key not in caught.value.provider_message
+
+
+@FAST
+@given(
+    calls=st.lists(
+        st.tuples(
+            ANTHROPIC_KEYS,
+            NAMES,
+            st.sampled_from(["https://a.test", "http://127.0.0.1:8080", "https://b.test/proxy"]),
+            st.integers(1, 10**5),
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+async def test_each_call_carries_only_its_own_invocation_values(
+    calls: list[tuple[str, str, str, int]],
+) -> None:
+    """Interleaved invocations through one provider never see each other's key, model or URL."""
+    seen: list[httpx.Request] = []
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return _ok_stream()
+
+    async with _mock_client(respond) as client:
+        provider = AnthropicProvider(client)
+        for key, model, url, max_tokens in calls:
+            await _collect(
+                provider, _invocation(url, key=key, model=model, max_output_tokens=max_tokens)
+            )
+    sent = [
+        (
+            r.headers["x-api-key"],
+            json.loads(r.content)["model"],
+            str(r.url).removesuffix("/v1/messages"),
+            json.loads(r.content)["max_tokens"],
+        )
+        for r in seen
+    ]
+    assert sent == calls
+
+
+@FAST
+@given(
+    params=st.dictionaries(
+        st.sampled_from(
+            ["temperature", "top_k", "metadata", "stop_sequences", "max_tokens", "thinking"]
+        ),
+        JSON_VALUES,
+        max_size=4,
+    )
+)
+async def test_model_params_reach_the_top_level_of_the_body(params: dict[str, Any]) -> None:
+    """Every model param is sent as given, and max_tokens falls back to the ephemeral setting."""
+    seen: list[httpx.Request] = []
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return _ok_stream()
+
+    async with _mock_client(respond) as client:
+        await _collect(AnthropicProvider(client), _invocation("https://api.test", params=params))
+    body = json.loads(seen[0].content)
+    assert {key: body[key] for key in params} == params
+    assert body["max_tokens"] == params.get("max_tokens", 1024)
+    assert body["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]

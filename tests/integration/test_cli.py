@@ -1,0 +1,120 @@
+"""The command line, run as a real process: streaming, --json, config show, clean errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.replay_server import ScriptedResponse, replay_server
+
+
+def _run(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("CHATSCOPE_", "OPENAI_"))}
+    return subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "chatscope", *args],
+        cwd=cwd,
+        env=base | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_chat_streams_the_demo_answer_and_calls_a_tool(tmp_path: Path) -> None:
+    """With nothing configured the demo provider answers, offline-labelled, after a tool call."""
+    (tmp_path / "notes.txt").write_text("hello")
+    result = _run("chat", "What is in here?", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "[offline demo provider: no model was called]" in result.stdout
+    assert "notes.txt" in result.stdout
+    assert "[tool] list_directory" in result.stderr
+
+
+def test_chat_json_prints_one_object_with_the_documented_fields(tmp_path: Path) -> None:
+    """`--json` prints a single JSON document with text, tool calls, usage and ids."""
+    result = _run("chat", "hi", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert set(document) == {
+        "text",
+        "tool_calls",
+        "usage",
+        "provider",
+        "model",
+        "runtime_id",
+        "session_id",
+        "finish_reason",
+    }
+    assert document["tool_calls"] == [{"name": "list_directory", "arguments": {"path": "."}}]
+    assert set(document["usage"]) == {"input_tokens", "output_tokens"}
+    assert (document["provider"], document["finish_reason"]) == ("demo", "stop")
+
+
+def test_config_show_redacts_secrets(tmp_path: Path) -> None:
+    """`config show` prints effective settings and never a key."""
+    env = {"CHATSCOPE_PROVIDERS__ANTHROPIC__API_KEY": "sk-ant-supersecret-123456"}
+    result = _run("config", "show", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["providers"]["anthropic"]["api_key"] == "**********"
+    assert "supersecret" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (("chat", "x"), {"CHATSCOPE_EPHEMERAL__CONTEXT_LIMIT": "-5"}, "ephemeral.context-limit"),
+        (("chat", "x", "--provider", "openai"), {}, "no API key for provider 'openai'"),
+        (("chat", "x", "--env-file", "missing.env"), {}, "does not exist"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(
+    tmp_path: Path, args: tuple[str, ...], env: dict[str, str], expected: str
+) -> None:
+    """Configuration and runtime errors print one clear line and exit non-zero."""
+    result = _run(*args, cwd=tmp_path, env=env)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("chatscope: error:")]
+    assert expected in line
+
+
+def test_chat_against_a_local_openai_compatible_server(tmp_path: Path) -> None:
+    """`--provider openai --base-url` talks to a local server with the configured key."""
+    body = (
+        b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":"Hi from"},'
+        b'"finish_reason":null}]}\n\n'
+        b'data: {"choices":[{"index":0,"delta":{"content":" local"},"finish_reason":"stop"}]}\n\n'
+        b'data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3}}\n\n'
+        b"data: [DONE]\n\n"
+    )
+    with replay_server(ScriptedResponse.sse(body)) as server:
+        result = _run(
+            "chat",
+            "hello",
+            "--provider",
+            "openai",
+            "--model",
+            "local-model",
+            "--base-url",
+            f"{server.url}/v1",
+            "--json",
+            cwd=tmp_path,
+            env={"OPENAI_API_KEY": "sk-local-test-key-1"},
+        )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert (document["text"], document["model"]) == ("Hi from local", "local-model")
+    assert document["usage"] == {"input_tokens": 7, "output_tokens": 3}
+    [request] = server.requests
+    assert request.path == "/v1/chat/completions"
+    assert request.headers["authorization"] == "Bearer sk-local-test-key-1"
+    assert request.json()["model"] == "local-model"
