@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from types import MappingProxyType
 from typing import Any
 
 from chatscope.errors import (
@@ -57,15 +58,17 @@ def _classify(status: int, message: str) -> tuple[type[ProviderError], ErrorCate
     return _BY_STATUS.get(status) or _by_range(status)
 
 
-_BY_STATUS: Mapping[int, tuple[type[ProviderError], ErrorCategory]] = {
-    401: (AuthenticationFailedError, ErrorCategory.AUTHENTICATION),
-    402: (QuotaExceededError, ErrorCategory.QUOTA),
-    403: (AuthenticationFailedError, ErrorCategory.PERMISSION),
-    404: (ModelNotFoundError, ErrorCategory.NOT_FOUND),
-    408: (ProviderNetworkError, ErrorCategory.TIMEOUT),
-    503: (ServerError, ErrorCategory.OVERLOADED),
-    529: (ServerError, ErrorCategory.OVERLOADED),
-}
+_BY_STATUS: Mapping[int, tuple[type[ProviderError], ErrorCategory]] = MappingProxyType(
+    {
+        401: (AuthenticationFailedError, ErrorCategory.AUTHENTICATION),
+        402: (QuotaExceededError, ErrorCategory.QUOTA),
+        403: (AuthenticationFailedError, ErrorCategory.PERMISSION),
+        404: (ModelNotFoundError, ErrorCategory.NOT_FOUND),
+        408: (ProviderNetworkError, ErrorCategory.TIMEOUT),
+        503: (ServerError, ErrorCategory.OVERLOADED),
+        529: (ServerError, ErrorCategory.OVERLOADED),
+    }
+)
 
 
 def _by_range(status: int) -> tuple[type[ProviderError], ErrorCategory]:

@@ -142,6 +142,7 @@ class Settings(BaseSettings):
     max_turns: int = Field(10, ge=1, le=200)
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
     log_format: Literal["auto", "json", "console"] = "auto"
+    history_backend: Literal["memory"] = "memory"
     providers: ProvidersSettings = ProvidersSettings()
     ephemeral: EphemeralSettings = EphemeralSettings()
     http: HttpSettings = HttpSettings()

@@ -29,7 +29,10 @@ class RuntimeScopeContainer(containers.DeclarativeContainer):
     auth_resolver = providers.Dependency(instance_of=AuthResolver)
     retry_policy = providers.Dependency(instance_of=RetryPolicy)
 
-    history = providers.Factory(InMemoryHistory)
+    history = providers.Selector(
+        settings.provided.history_backend,
+        memory=providers.Factory(InMemoryHistory),
+    )
     tools = providers.Factory(ToolRegistry, workspace_tools)
     context = providers.Factory(
         create_agent_runtime_context,

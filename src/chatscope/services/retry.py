@@ -12,7 +12,6 @@ import asyncio
 import math
 import random
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from contextlib import aclosing
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -146,53 +145,61 @@ async def stream_with_retry(
     attempt whose events the caller got. Close this generator (`contextlib.aclosing`) when
     stopping early: that closes the provider's stream, and with it its connection.
     """
-    attempt = 1
-    while True:
-        if on_attempt is not None:
-            on_attempt(attempt)
-        output_started = False
-        try:
-            async with aclosing(_one_attempt(provider, invocation, policy)) as events:
-                async for event in events:
-                    output_started = True
-                    yield event
-            return
-        except ProviderError as error:
-            if not should_retry(error, attempt, policy, output_started):
-                raise
-            delay = policy.delay_for(attempt, error, rng)
-            if on_retry is not None:
-                on_retry(RetryNotice(attempt, error, delay))
-        await sleep(delay)
-        attempt += 1
-
-
-async def _one_attempt(
-    provider: ModelProvider, invocation: ModelInvocation, policy: RetryPolicy
-) -> AsyncGenerator[ProviderEvent, None]:
-    """One call with its timeouts; the provider's stream is closed however this one ends.
-
-    The timeout wraps each `anext` only, never a `yield`: a deadline left running while the
-    caller holds an event would cancel the caller's own task.
-    """
-    events = provider.stream(invocation)
+    events, first = await _open_with_retry(
+        provider, invocation, policy, rng=rng, sleep=sleep, on_retry=on_retry, on_attempt=on_attempt
+    )
     try:
-        timeout, phase = policy.first_byte_timeout, "first event"
-        while (event := await _next_event(events, timeout, phase, invocation.provider)) is not None:
-            yield event
-            timeout, phase = policy.idle_timeout, "next event"
+        if first is None:
+            return
+        yield first
+        with _IdleWatchdog(policy.idle_timeout, invocation.provider) as watchdog:
+            while (event := await watchdog.next(events)) is not None:
+                yield event
     finally:
         await _close(events)
 
 
-async def _next_event(
-    events: AsyncIterator[ProviderEvent], seconds: float | None, phase: str, provider: str
-) -> ProviderEvent | None:
-    """The next event, or None at the end; a missed deadline becomes a TIMEOUT provider error.
+async def _open_with_retry(
+    provider: ModelProvider,
+    invocation: ModelInvocation,
+    policy: RetryPolicy,
+    *,
+    rng: random.Random,
+    sleep: Sleep,
+    on_retry: Callable[[RetryNotice], None] | None,
+    on_attempt: Callable[[int], None] | None,
+) -> tuple[AsyncIterator[ProviderEvent], ProviderEvent | None]:
+    """Attempts until one yields its first event (or ends empty); that attempt's stream stays open.
 
-    A `TimeoutError` the provider raises itself is passed on untouched: only our own deadline
-    is worded as one.
+    Only here is anything retried: nothing has reached the caller yet.
     """
+    attempt = 1
+    while True:
+        if on_attempt is not None:
+            on_attempt(attempt)
+        events = provider.stream(invocation)
+        try:
+            first = await _first_event(events, policy.first_byte_timeout, invocation.provider)
+        except ProviderError as error:
+            await _close(events)
+            if not should_retry(error, attempt, policy, output_started=False):
+                raise
+            delay = policy.delay_for(attempt, error, rng)
+            if on_retry is not None:
+                on_retry(RetryNotice(attempt, error, delay))
+            await sleep(delay)
+            attempt += 1
+            continue
+        except BaseException:
+            await _close(events)
+            raise
+        return events, first
+
+
+async def _first_event(
+    events: AsyncIterator[ProviderEvent], seconds: float | None, provider: str
+) -> ProviderEvent | None:
+    """The first event (None for an empty stream) within the first-byte timeout."""
     deadline = asyncio.timeout(seconds)
     try:
         async with deadline:
@@ -200,10 +207,67 @@ async def _next_event(
     except TimeoutError as exc:
         if not deadline.expired():
             raise
-        message = f"no {phase} from the provider within {seconds:g}s"
-        raise ProviderNetworkError(
-            message, provider=provider, category=ErrorCategory.TIMEOUT
-        ) from exc
+        raise _timeout_error("first event", seconds, provider) from exc
+
+
+class _IdleWatchdog:
+    """The idle timeout: one timer for the whole stream instead of a timeout context per event.
+
+    A context per event cost more than parsing the event. The clock only runs while we wait for
+    the provider; while the caller holds an event it is stopped, so the caller's own work is
+    never cancelled.
+    """
+
+    __slots__ = ("_fired", "_handle", "_loop", "_provider", "_seconds", "_task", "_waiting_since")
+
+    def __init__(self, seconds: float | None, provider: str) -> None:
+        self._seconds = seconds
+        self._provider = provider
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._waiting_since: float | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._fired = False
+
+    def __enter__(self) -> _IdleWatchdog:
+        if self._seconds is not None:
+            self._handle = self._loop.call_later(self._seconds, self._check)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+
+    async def next(self, events: AsyncIterator[ProviderEvent]) -> ProviderEvent | None:
+        """The next event, or None at the end; waiting too long is a TIMEOUT provider error."""
+        self._waiting_since = self._loop.time()
+        try:
+            return await anext(events, None)
+        except asyncio.CancelledError as exc:
+            if not self._fired or self._task is None or self._task.uncancel():
+                raise
+            raise _timeout_error("next event", self._seconds, self._provider) from exc
+        finally:
+            self._waiting_since = None
+
+    def _check(self) -> None:
+        assert self._seconds is not None  # noqa: S101 - only scheduled with a timeout
+        now, since = self._loop.time(), self._waiting_since
+        if since is not None and now - since >= self._seconds:
+            self._fired = True
+            if self._task is not None:
+                self._task.cancel()
+            return
+        start = since if since is not None else now
+        self._handle = self._loop.call_at(start + self._seconds, self._check)
+
+
+def _timeout_error(phase: str, seconds: float | None, provider: str) -> ProviderNetworkError:
+    return ProviderNetworkError(
+        f"no {phase} from the provider within {seconds:g}s",
+        provider=provider,
+        category=ErrorCategory.TIMEOUT,
+    )
 
 
 async def _close(events: AsyncIterator[ProviderEvent]) -> None:

@@ -1,0 +1,58 @@
+"""A minimal keep-alive HTTP/1.1 server answering every POST with a 20-chunk OpenAI SSE stream.
+
+Runs in its own process so that its CPU time is not counted against the client being measured.
+Usage: `python benchmarks/_sse_server.py` prints `PORT` on its first line, then serves forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+CHUNKS = 20
+
+
+def _body() -> bytes:
+    events = []
+    for index in range(CHUNKS):
+        delta = {"content": f"token{index} "} if index else {"role": "assistant", "content": ""}
+        choice = {"index": 0, "delta": delta, "finish_reason": None}
+        events.append({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "choices": [choice]})
+    events[-1]["choices"][0]["finish_reason"] = "stop"
+    events.append({"id": "chatcmpl-bench", "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 19}})
+    lines = [f"data: {json.dumps(event)}\n\n".encode() for event in events]
+    return b"".join(lines) + b"data: [DONE]\n\n"
+
+
+async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    body = _body()
+    head = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+        + f"content-length: {len(body)}\r\n\r\n".encode()
+    )
+    try:
+        while True:
+            header = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in header.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            await reader.readexactly(length)
+            writer.write(head + body)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
+
+
+async def main() -> None:
+    """Serve on a free loopback port until killed."""
+    server = await asyncio.start_server(_serve, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    sys.stdout.close()
+    async with server:
+        await server.serve_forever()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
