@@ -9,18 +9,22 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from typing import Any
 
 CHUNKS = 20
 
 
+def _chunk(index: int) -> dict[str, Any]:
+    delta = {"content": f"token{index} "} if index else {"role": "assistant", "content": ""}
+    finish = "stop" if index == CHUNKS - 1 else None
+    choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    return {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "choices": [choice]}
+
+
 def _body() -> bytes:
-    events = []
-    for index in range(CHUNKS):
-        delta = {"content": f"token{index} "} if index else {"role": "assistant", "content": ""}
-        choice = {"index": 0, "delta": delta, "finish_reason": None}
-        events.append({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "choices": [choice]})
-    events[-1]["choices"][0]["finish_reason"] = "stop"
-    events.append({"id": "chatcmpl-bench", "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 19}})
+    usage = {"prompt_tokens": 9, "completion_tokens": 19}
+    events = [_chunk(index) for index in range(CHUNKS)]
+    events.append({"id": "chatcmpl-bench", "choices": [], "usage": usage})
     lines = [f"data: {json.dumps(event)}\n\n".encode() for event in events]
     return b"".join(lines) + b"data: [DONE]\n\n"
 

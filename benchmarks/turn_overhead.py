@@ -23,6 +23,7 @@ import httpx
 
 from chatscope.config.settings import ExplicitSettings
 from chatscope.containers import ApplicationContainer
+from chatscope.services.chat import ChatSession
 from chatscope.services.scopes import ScopeRequest
 
 PROMPT = "Say twenty tokens."
@@ -58,8 +59,9 @@ def chatscope_turn(app: ApplicationContainer) -> Callable[[], Awaitable[str]]:
     request = ScopeRequest(model="bench-model", allowed_tools=())
 
     async def turn() -> str:
-        chat = app.runtime.chat_session(context=scopes.foreground(request))
-        return (await chat.send(PROMPT)).text
+        chat: ChatSession = app.runtime.chat_session(context=scopes.foreground(request))
+        completed = await chat.send(PROMPT)
+        return completed.text
 
     return turn
 
@@ -87,9 +89,10 @@ async def measure(url: str, turns: int, repeats: int) -> dict[str, float]:
                 "raw httpx + hand-written SSE": lambda: raw_turn(client, url),
                 "chatscope ChatSession.send": chatscope_turn(app),
             }
-            assert await ways["raw httpx + hand-written SSE"]() == await ways[
-                "chatscope ChatSession.send"
-            ]()
+            assert (
+                await ways["raw httpx + hand-written SSE"]()
+                == await ways["chatscope ChatSession.send"]()
+            )
             for turn in ways.values():
                 await cpu_us_per_turn(turn, 50)
             samples: dict[str, list[float]] = {name: [] for name in ways}

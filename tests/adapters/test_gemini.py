@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -47,7 +48,7 @@ from chatscope.services.messages import (
     Usage,
 )
 from tests.support.cassettes import FIXTURES, Interaction, load_cassette, raw_fixture
-from tests.support.replay_server import ScriptedResponse, replay_server
+from tests.support.replay_server import ReplayServer, ScriptedResponse, replay_server
 
 KEY = "AIzaSyChatscopeTestKey000000000000000000"
 UNSIGNED = base64.b64encode(b"skip_thought_signature_validator").decode()
@@ -63,21 +64,9 @@ FINISH_REASONS = {
 }
 VERTEX = "test_multimodal_tool_return_matrix[direct-url-image-google_vertex].yaml"
 REPLAYED = [
-    ("test_google_model.yaml", 0),
-    ("test_google_model_stream.yaml", 0),
-    ("test_google_model_structured_output.yaml", 0),
-    ("test_google_model_structured_output.yaml", 1),
-    ("test_google_model_retry.yaml", 0),
-    ("test_google_model_retry.yaml", 1),
-    ("test_google_model_retry.yaml", 2),
-    ("test_google_model_iter_stream.yaml", 0),
-    ("test_google_model_iter_stream.yaml", 1),
-    ("test_google_model_iter_stream.yaml", 2),
-    ("test_google_model_thinking_part_iter.yaml", 0),
-    ("test_google_model_thinking_part.yaml", 0),
-    ("test_google_model_thinking_part.yaml", 1),
-    (VERTEX, 0),
-    (VERTEX, 1),
+    "test_google_model.yaml",
+    "test_google_model_stream.yaml",
+    "test_google_model_thinking_part_iter.yaml",
 ]
 MULTI_TURN = [
     "test_google_model_structured_output.yaml",
@@ -118,13 +107,27 @@ def _invocation(
         history=tuple(history),
         tools=tuple(tools),
         model_params=deep_freeze(dict(params or {})),
-        ephemerals=EphemeralSettings(maxOutputTokens=max_output_tokens),
+        ephemerals=EphemeralSettings.model_validate({"maxOutputTokens": max_output_tokens}),
         system_prompt=system,
     )
 
 
 async def _collect(provider: GeminiProvider, invocation: ModelInvocation) -> list[ProviderEvent]:
     return [event async for event in provider.stream(invocation)]
+
+
+async def _collect_until_error(
+    provider: GeminiProvider, invocation: ModelInvocation, events: list[ProviderEvent]
+) -> None:
+    async for event in provider.stream(invocation):
+        events.append(event)
+
+
+async def _raised_by(response: httpx.Response) -> ProviderError:
+    async with _mock_client(lambda request: response) as client:
+        with pytest.raises(ProviderError) as caught:
+            await _collect(GeminiProvider(client), _invocation("https://g.test/v1beta"))
+    return caught.value
 
 
 def _scripted(interaction: Interaction) -> ScriptedResponse:
@@ -172,12 +175,12 @@ def _chunk(
 
 def _split_at(body: bytes, points: Iterable[int]) -> list[bytes]:
     cuts = sorted({point % (len(body) + 1) for point in points} | {0, len(body)})
-    return [body[start:end] for start, end in zip(cuts, cuts[1:], strict=False) if end > start]
+    return [body[start:end] for start, end in itertools.pairwise(cuts) if end > start]
 
 
 def _pieces(text: str, points: Iterable[int]) -> list[str]:
     cuts = sorted({point % (len(text) + 1) for point in points} | {0, len(text)})
-    return [text[start:end] for start, end in zip(cuts, cuts[1:], strict=False)] or [""]
+    return [text[start:end] for start, end in itertools.pairwise(cuts)] or [""]
 
 
 def _standard_b64(signature: str) -> str:
@@ -419,14 +422,14 @@ def _ok_stream() -> httpx.Response:
 
 def test_every_gemini_fixture_is_replayed() -> None:
     """Each recording in fixtures/gemini is exercised by one of the replay tests below."""
-    covered = {name for name, _ in REPLAYED} | {RETRY_INFO, NOT_FOUND}
+    covered = {*REPLAYED, *MULTI_TURN, VERTEX, RETRY_INFO, NOT_FOUND}
     assert covered == {path.name for path in (FIXTURES / "gemini").iterdir()}
 
 
-@pytest.mark.parametrize(("name", "index"), REPLAYED)
-async def test_recorded_response_replays_to_the_recorded_content(name: str, index: int) -> None:
+@pytest.mark.parametrize("name", REPLAYED)
+async def test_recorded_response_replays_to_the_recorded_content(name: str) -> None:
     """A recorded 200 sends the recorded request and parses to the recorded text, calls, usage."""
-    interaction = load_cassette(f"gemini/{name}")[index]
+    (interaction,) = load_cassette(f"gemini/{name}")
     with replay_server(_scripted(interaction)) as server:
         async with httpx.AsyncClient() as client:
             history = _history_from_wire(interaction.request_body["contents"])
@@ -448,7 +451,7 @@ async def test_streamed_thoughts_come_before_the_signed_text() -> None:
         async with httpx.AsyncClient() as client:
             events = await _collect(GeminiProvider(client), _invocation(f"{server.url}/v1beta"))
     kinds = [type(e).__name__ for e in events]
-    assert kinds == ["ThinkingDelta"] * 4 + ["TextDelta"] * 18 + ["UsageEvent", "FinishEvent"]
+    assert kinds == ["ThinkingDelta"] * 4 + ["TextDelta"] * 19 + ["UsageEvent", "FinishEvent"]
     texts = [e for e in events if isinstance(e, TextDelta)]
     assert texts[0].text.startswith("This is a great question!")
     assert texts[0].signature is not None
@@ -458,20 +461,6 @@ async def test_streamed_thoughts_come_before_the_signed_text() -> None:
         UsageEvent(Usage(input_tokens=34, output_tokens=469 + 787, reasoning_tokens=787)),
         FinishEvent(FinishReason.STOP, raw="STOP"),
     ]
-
-
-async def test_repeated_cumulative_usage_is_reported_once_from_the_last_chunk() -> None:
-    """Three chunks each carry usage; one event reports the last chunk's figures (13 in, 8 out)."""
-    interaction = load_cassette("gemini/test_google_model_stream.yaml")[0]
-    with replay_server(_scripted(interaction)) as server:
-        async with httpx.AsyncClient() as client:
-            events = await _collect(GeminiProvider(client), _invocation(f"{server.url}/v1beta"))
-    assert [e for e in events if isinstance(e, TextDelta)] == [
-        TextDelta("The"),
-        TextDelta(" capital of France"),
-        TextDelta(" is Paris.\n"),
-    ]
-    assert [e.usage for e in events if isinstance(e, UsageEvent)] == [Usage(13, 8)]
 
 
 async def test_retry_info_429_is_a_rate_limit_with_its_delay() -> None:
@@ -572,3 +561,778 @@ def _extend(
     calls = [part["functionCall"] for part in parts if "functionCall" in part]
     ids = {call["id"]: ours.id for call, ours in zip(calls, reply.tool_calls, strict=True)}
     return (*history, reply, *_history_from_wire(recorded[len(history) + 1 :], ids))
+
+
+# --- the request: URL, headers, body ------------------------------------------------------------
+
+
+def _recording_client(seen: list[httpx.Request]) -> httpx.AsyncClient:
+    def respond(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return _ok_stream()
+
+    return _mock_client(respond)
+
+
+async def test_request_has_the_url_headers_and_body_of_the_invocation() -> None:
+    """URL, method, the key header and every body field come from the invocation."""
+    seen: list[httpx.Request] = []
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    invocation = _invocation(
+        "https://generativelanguage.test/v1beta/",
+        tools=[ToolDeclaration("get_weather", "Weather of a city", deep_freeze(schema))],
+        params={
+            "temperature": 0.5,
+            "thinkingConfig": {"includeThoughts": True},
+            "toolConfig": {"functionCallingConfig": {"mode": "ANY"}},
+        },
+        system="Be brief.",
+        max_output_tokens=2048,
+    )
+    async with _recording_client(seen) as client:
+        await _collect(GeminiProvider(client), invocation)
+    (request,) = seen
+    assert request.method == "POST"
+    assert str(request.url) == (
+        "https://generativelanguage.test/v1beta/models/gemini-test:streamGenerateContent?alt=sse"
+    )
+    assert request.headers["x-goog-api-key"] == KEY
+    assert "key" not in request.url.params
+    assert KEY not in str(request.url)
+    assert json.loads(request.content) == {
+        "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+        "generationConfig": {
+            "maxOutputTokens": 2048,
+            "temperature": 0.5,
+            "thinkingConfig": {"includeThoughts": True},
+        },
+        "toolConfig": {"functionCallingConfig": {"mode": "ANY"}},
+        "systemInstruction": {"parts": [{"text": "Be brief."}]},
+        "tools": [
+            {
+                "functionDeclarations": [
+                    {
+                        "name": "get_weather",
+                        "description": "Weather of a city",
+                        "parametersJsonSchema": schema,
+                    }
+                ]
+            }
+        ],
+    }
+
+
+async def test_stream_false_uses_generate_content_and_parses_json() -> None:
+    """`stream: False` asks generateContent for one JSON body, parsed to the same events."""
+    seen: list[httpx.Request] = []
+    body = _chunk({"text": "Paris."}, finish="MAX_TOKENS", usage={"promptTokenCount": 3})
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=body)
+
+    invocation = _invocation("https://g.test/v1beta", params={"stream": False})
+    async with _mock_client(respond) as client:
+        events = await _collect(GeminiProvider(client), invocation)
+    assert str(seen[0].url) == "https://g.test/v1beta/models/gemini-test:generateContent"
+    assert "stream" not in json.loads(seen[0].content)["generationConfig"]
+    assert events == [
+        TextDelta("Paris."),
+        UsageEvent(Usage(input_tokens=3)),
+        FinishEvent(FinishReason.LENGTH, raw="MAX_TOKENS"),
+    ]
+
+
+async def test_provider_holds_only_its_client_and_name() -> None:
+    """No per-call state can hide on the adapter: it has two slots and no instance dict."""
+    async with httpx.AsyncClient() as client:
+        provider = GeminiProvider(client, name="vertex")
+        assert GeminiProvider.__slots__ == ("_client", "_name")
+        assert not hasattr(provider, "__dict__")
+        assert provider.name == "vertex"
+
+
+async def test_missing_base_url_raises_with_the_runtime_id() -> None:
+    """Without a base URL there is no default host: the call fails naming the runtime."""
+    async with _recording_client([]) as client:
+        with pytest.raises(MissingProviderRuntimeError) as caught:
+            await _collect(GeminiProvider(client), _invocation(None))
+    assert (caught.value.missing, caught.value.runtime_id) == (("base_url",), "rt-test")
+
+
+async def test_history_from_other_providers_maps_to_user_and_model_contents() -> None:
+    """Foreign thinking is left out; an unsigned foreign call gets the documented placeholder."""
+    seen: list[httpx.Request] = []
+    call = ToolCallBlock.create("toolu_01abc", "search", {"q": "x"})
+    history = (
+        Message.user("find x"),
+        Message(
+            Role.ASSISTANT,
+            (
+                ThinkingBlock("claude thoughts", signature="c2ln", provider="anthropic"),
+                ThinkingBlock("gemini thoughts", signature="Z2Vt", provider="gemini"),
+                TextBlock("Searching.", signature="dGV4dA=="),
+                call,
+            ),
+        ),
+        Message(Role.TOOL, (ToolResultBlock(call.id, "search", error="boom"),)),
+        Message.user("and y?"),
+    )
+    async with _recording_client(seen) as client:
+        await _collect(GeminiProvider(client), _invocation("https://g.test/v1beta", history))
+    assert json.loads(seen[0].content)["contents"] == [
+        {"role": "user", "parts": [{"text": "find x"}]},
+        {
+            "role": "model",
+            "parts": [
+                {"text": "gemini thoughts", "thought": True, "thoughtSignature": "Z2Vt"},
+                {"text": "Searching.", "thoughtSignature": "dGV4dA=="},
+                {
+                    "functionCall": {"name": "search", "args": {"q": "x"}, "id": "toolu_01abc"},
+                    "thoughtSignature": UNSIGNED,
+                },
+            ],
+        },
+        {
+            "role": "user",
+            "parts": [
+                {
+                    "functionResponse": {
+                        "name": "search",
+                        "response": {"error": "boom"},
+                        "id": "toolu_01abc",
+                    }
+                },
+                {"text": "and y?"},
+            ],
+        },
+    ]
+
+
+# --- malformed input and faults -----------------------------------------------------------------
+
+
+async def test_blocked_prompt_finishes_as_content_filter() -> None:
+    """A response with no candidates but a prompt block reason ends as CONTENT_FILTER."""
+    blocked = {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "usageMetadata": {}}
+    async with _mock_client(lambda request: _sse_response(_sse(blocked))) as client:
+        events = await _collect(GeminiProvider(client), _invocation("https://g.test/v1beta"))
+    assert events == [
+        UsageEvent(Usage()),
+        FinishEvent(FinishReason.CONTENT_FILTER, raw="PROHIBITED_CONTENT"),
+    ]
+
+
+async def test_connection_dropped_mid_stream_is_a_network_error() -> None:
+    """The server closing the socket after two chunks raises ProviderNetworkError."""
+    interaction = load_cassette("gemini/test_google_model_thinking_part_iter.yaml")[0]
+    events: list[ProviderEvent] = []
+    with replay_server(ScriptedResponse.sse(interaction.body, drop_after=2)) as server:
+        async with httpx.AsyncClient() as client:
+            invocation = _invocation(f"{server.url}/v1beta")
+            with pytest.raises(ProviderNetworkError) as caught:
+                await _collect_until_error(GeminiProvider(client), invocation, events)
+    assert caught.value.category is ErrorCategory.NETWORK
+    assert isinstance(caught.value.__cause__, httpx.TransportError)
+    assert [type(e) for e in events] == [ThinkingDelta, ThinkingDelta]
+
+
+# --- properties ---------------------------------------------------------------------------------
+
+JSON_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+)
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+JSON_OBJECTS = st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=5)
+NAMES = st.from_regex(r"[a-z][a-z0-9_.]{0,12}", fullmatch=True)
+SIGNATURES = st.binary(min_size=1, max_size=30).map(lambda raw: base64.b64encode(raw).decode())
+SPLITS = st.lists(st.integers(min_value=0, max_value=100_000), max_size=30)
+SOCKET = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+async def _events_of(*chunks: bytes) -> list[ProviderEvent]:
+    async with _mock_client(lambda request: _sse_response(*chunks)) as client:
+        return await _collect(GeminiProvider(client), _invocation("https://g.test/v1beta"))
+
+
+@given(recording=st.sampled_from(SSE_RECORDINGS), points=SPLITS)
+async def test_any_chunking_of_a_recorded_stream_gives_the_same_events(
+    recording: tuple[str, int], points: list[int]
+) -> None:
+    """Cutting a recorded CRLF-separated stream at arbitrary byte offsets never changes events."""
+    name, index = recording
+    body = load_cassette(f"gemini/{name}")[index].body
+    assert await _events_of(*_split_at(body, points)) == await _events_of(body)
+
+
+@pytest.fixture(scope="module")
+def socket_server() -> Iterator[ReplayServer]:
+    """One local server for every example of a socket property: each start/stop costs ~0.5 s."""
+    with replay_server() as server:
+        yield server
+
+
+@SOCKET
+@given(pieces=st.integers(min_value=1, max_value=120))
+async def test_any_chunking_over_a_real_socket_gives_the_same_events(
+    socket_server: ReplayServer, pieces: int
+) -> None:
+    """The recorded thinking stream sent in n TCP chunks parses to the recording for every n."""
+    interaction = load_cassette("gemini/test_google_model_thinking_part_iter.yaml")[0]
+    socket_server.enqueue(ScriptedResponse.sse(interaction.body, pieces=pieces))
+    async with httpx.AsyncClient() as client:
+        invocation = _invocation(f"{socket_server.url}/v1beta")
+        events = await _collect(GeminiProvider(client), invocation)
+    assert _summary(events) == _expected(interaction)
+
+
+@given(
+    calls=st.lists(st.tuples(NAMES, JSON_OBJECTS, st.none() | SIGNATURES), min_size=1, max_size=4),
+    response_id=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_", max_size=20),
+    one_chunk=st.booleans(),
+)
+async def test_function_calls_parse_with_stable_distinct_ids(
+    calls: list[tuple[str, dict[str, Any], str | None]], response_id: str, one_chunk: bool
+) -> None:
+    """Id-less calls keep their arguments and signature and get ids that are stable and distinct."""
+    parts = [
+        {"functionCall": {"name": name, "args": args}} | ({"thoughtSignature": sig} if sig else {})
+        for name, args, sig in calls
+    ]
+    if one_chunk:
+        body = _sse(_chunk(*parts, finish="STOP", response_id=response_id))
+    else:
+        chunks = [_chunk(part, response_id=response_id) for part in parts]
+        body = _sse(*chunks, _chunk(finish="STOP", response_id=response_id))
+    first, again = await _events_of(body), await _events_of(body)
+    parsed = [e.call for e in first if isinstance(e, ToolCallEvent)]
+    assert [(c.name, thaw(c.arguments), c.signature) for c in parsed] == calls
+    assert [c.id for c in parsed] == [e.call.id for e in again if isinstance(e, ToolCallEvent)]
+    assert len({c.id for c in parsed}) == len(parsed)
+    assert all(response_id in c.id for c in parsed)
+    assert first[-1] == FinishEvent(FinishReason.TOOL_CALLS, raw="STOP")
+
+
+@given(
+    counts=st.lists(
+        st.tuples(st.integers(0, 10**6), st.integers(0, 10**5), st.integers(0, 10**5)),
+        min_size=1,
+        max_size=6,
+    ),
+    cached=st.integers(0, 10**5),
+)
+async def test_usage_repeated_in_every_chunk_is_reported_once(
+    counts: list[tuple[int, int, int]], cached: int
+) -> None:
+    """However many chunks repeat usageMetadata, one UsageEvent carries the last chunk's counts."""
+    chunks = [
+        _chunk(
+            {"text": f"t{i}"},
+            usage={
+                "promptTokenCount": prompt,
+                "candidatesTokenCount": out,
+                "thoughtsTokenCount": thoughts,
+                "cachedContentTokenCount": cached,
+            },
+            finish="STOP" if i == len(counts) - 1 else None,
+        )
+        for i, (prompt, out, thoughts) in enumerate(counts)
+    ]
+    events = await _events_of(_sse(*chunks))
+    prompt, out, thoughts = counts[-1]
+    assert [e.usage for e in events if isinstance(e, UsageEvent)] == [
+        Usage(prompt, out + thoughts, cached, thoughts)
+    ]
+
+
+@given(
+    raw=st.sampled_from(sorted(FINISH_REASONS)) | st.from_regex(r"[A-Z_]{3,20}", fullmatch=True),
+    with_call=st.booleans(),
+)
+async def test_finish_reason_maps_once_and_last(raw: str, with_call: bool) -> None:
+    """Known reasons map to their finish reason, others to OTHER; STOP after calls is TOOL_CALLS."""
+    part = {"functionCall": {"name": "f", "args": {}}} if with_call else {"text": "x"}
+    events = await _events_of(_sse(_chunk(part), _chunk(finish=raw)))
+    expected = FINISH_REASONS.get(raw, FinishReason.OTHER)
+    if with_call and expected is FinishReason.STOP:
+        expected = FinishReason.TOOL_CALLS
+    assert [e for e in events if isinstance(e, FinishEvent)] == [FinishEvent(expected, raw=raw)]
+    assert events[-1] == FinishEvent(expected, raw=raw)
+
+
+@given(text=st.text(), points=SPLITS, separator=st.sampled_from([b"\r\n\r\n", b"\n\n", b"\r\r"]))
+async def test_text_split_across_chunks_streams_back_exactly(
+    text: str, points: list[int], separator: bytes
+) -> None:
+    """Any text split over chunks, with any SSE line ending, arrives joined unchanged."""
+    pieces = _pieces(text, points)
+    chunks = [
+        _chunk({"text": p}, finish="STOP" if i == len(pieces) - 1 else None)
+        for i, p in enumerate(pieces)
+    ]
+    body = b"".join(b"data: " + json.dumps(c).encode() + separator for c in chunks)
+    events = await _events_of(body)
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == text
+
+
+PARTS = st.one_of(
+    st.builds(
+        lambda t, s: {"text": t} | ({"thoughtSignature": s} if s else {}),
+        st.text(min_size=1),
+        st.none() | SIGNATURES,
+    ),
+    st.builds(
+        lambda t, s: {"text": t, "thought": True} | ({"thoughtSignature": s} if s else {}),
+        st.text(min_size=1),
+        st.none() | SIGNATURES,
+    ),
+    st.builds(
+        lambda n, a, s: (
+            {"functionCall": {"name": n, "args": a}} | ({"thoughtSignature": s} if s else {})
+        ),
+        NAMES,
+        JSON_OBJECTS,
+        st.none() | SIGNATURES,
+    ),
+)
+
+
+@given(
+    parts=st.lists(PARTS, min_size=1, max_size=6), finish=st.sampled_from(sorted(FINISH_REASONS))
+)
+async def test_streamed_and_whole_body_forms_of_a_reply_agree(
+    parts: list[dict[str, Any]], finish: str
+) -> None:
+    """The same parts as one generateContent body and as one SSE chunk each give equal events."""
+    usage = {"promptTokenCount": 5, "candidatesTokenCount": 7}
+    whole = _chunk(*parts, finish=finish, usage=usage)
+    streamed = [_chunk(part, usage=usage) for part in parts] + [_chunk(finish=finish, usage=usage)]
+    async with _mock_client(lambda request: httpx.Response(200, json=whole)) as client:
+        from_json = await _collect(GeminiProvider(client), _invocation("https://g.test/v1beta"))
+    assert await _events_of(_sse(*streamed)) == from_json
+    assert from_json == [*_expected_events(parts), UsageEvent(Usage(5, 7)), from_json[-1]]
+
+
+def _expected_events(parts: Sequence[Mapping[str, Any]]) -> list[ProviderEvent]:
+    """Each part's events by the contract: a thought's signature arrives on its own delta."""
+    events: list[ProviderEvent] = []
+    calls = 0
+    for part in parts:
+        signature = part.get("thoughtSignature")
+        if "functionCall" in part:
+            call = part["functionCall"]
+            call_id = f"gemini_{calls}_{call['name']}_resp-1"
+            calls += 1
+            block = ToolCallBlock.create(call_id, call["name"], call["args"], signature=signature)
+            events.append(ToolCallEvent(block))
+        elif part.get("thought"):
+            events.append(ThinkingDelta(part["text"]))
+            if signature:
+                events.append(ThinkingDelta("", signature=signature))
+        else:
+            events.append(TextDelta(part["text"], signature=signature))
+    return events
+
+
+@given(
+    key=st.from_regex(r"[a-zA-Z]{1,12}", fullmatch=True),
+    whole_body=st.booleans(),
+)
+async def test_unknown_part_kinds_are_errors_naming_the_kind(key: str, whole_body: bool) -> None:
+    """A part of a kind chatscope cannot represent is refused by name, never dropped."""
+    if key in {"text", "thought", "thoughtSignature", "functionCall"}:
+        key = f"{key}X"
+    chunk = _chunk({key: {"any": 1}}, finish="STOP")
+    response = httpx.Response(200, json=chunk) if whole_body else _sse_response(_sse(chunk))
+    async with _mock_client(lambda request: response) as client:
+        with pytest.raises(StreamProtocolError, match=f"'{key}'"):
+            await _collect(GeminiProvider(client), _invocation("https://g.test/v1beta"))
+
+
+THINKING_PROVIDERS = st.sampled_from(["gemini", "anthropic", None])
+OUTCOMES = st.one_of(
+    st.builds(lambda text: {"result": text}, st.text(max_size=20)),
+    st.builds(lambda text: {"error": text}, st.text(max_size=20)),
+)
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> tuple[Message, ...]:
+    """Conversations with signed and unsigned parts of several providers and paired tool calls."""
+    ids = iter(
+        draw(st.lists(st.text(min_size=1, max_size=16), min_size=12, max_size=12, unique=True))
+    )
+    messages: list[Message] = []
+    for _ in range(draw(st.integers(1, 3))):
+        messages.append(Message.user(draw(st.text(min_size=1, max_size=20))))
+        for _ in range(draw(st.integers(0, 2))):
+            thinking = draw(
+                st.lists(
+                    st.builds(
+                        ThinkingBlock,
+                        st.text(max_size=20),
+                        signature=st.none() | SIGNATURES,
+                        provider=THINKING_PROVIDERS,
+                    ),
+                    max_size=2,
+                )
+            )
+            texts = draw(
+                st.lists(
+                    st.builds(TextBlock, st.text(max_size=20), signature=st.none() | SIGNATURES),
+                    max_size=2,
+                )
+            )
+            calls = [
+                ToolCallBlock.create(
+                    next(ids),
+                    draw(NAMES),
+                    draw(JSON_OBJECTS),
+                    signature=draw(st.none() | SIGNATURES),
+                )
+                for _ in range(draw(st.integers(0, 2)))
+            ]
+            messages.append(Message(Role.ASSISTANT, (*thinking, *texts, *calls)))
+            if calls:
+                results = [ToolResultBlock(c.id, c.name, **draw(OUTCOMES)) for c in calls]
+                messages.append(Message(Role.TOOL, tuple(results)))
+    return tuple(messages)
+
+
+def _expected_parts(history: Sequence[Message]) -> list[tuple[Any, ...]]:
+    """What should reach the wire, in order: all but empty unsigned text and foreign thinking."""
+    expected: list[tuple[Any, ...]] = []
+    for message in history:
+        for block in message.blocks:
+            if isinstance(block, TextBlock) and (block.text or block.signature):
+                expected.append(("text", block.text, block.signature))
+            elif isinstance(block, ThinkingBlock) and block.provider == "gemini":
+                expected.append(("thought", block.text, block.signature))
+            elif isinstance(block, ToolCallBlock):
+                expected.append(
+                    (
+                        "call",
+                        block.id,
+                        block.name,
+                        thaw(block.arguments),
+                        block.signature or UNSIGNED,
+                    )
+                )
+            elif isinstance(block, ToolResultBlock):
+                outcome = {"error": block.error} if block.is_error else {"result": block.result}
+                expected.append(("result", block.call_id, block.name, outcome))
+    return expected
+
+
+def _sent_parts(contents: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    seen: list[tuple[Any, ...]] = []
+    for content in contents:
+        for part in content["parts"]:
+            signature = part.get("thoughtSignature")
+            if "functionCall" in part:
+                call = part["functionCall"]
+                seen.append(("call", call["id"], call["name"], call["args"], signature))
+            elif "functionResponse" in part:
+                reply = part["functionResponse"]
+                seen.append(("result", reply["id"], reply["name"], reply["response"]))
+            elif part.get("thought"):
+                seen.append(("thought", part["text"], signature))
+            else:
+                seen.append(("text", part["text"], signature))
+    return seen
+
+
+async def _sent_contents(history: Sequence[Message]) -> list[dict[str, Any]]:
+    seen: list[httpx.Request] = []
+    async with _recording_client(seen) as client:
+        await _collect(GeminiProvider(client), _invocation("https://g.test/v1beta", history))
+    contents: list[dict[str, Any]] = json.loads(seen[0].content)["contents"]
+    return contents
+
+
+@given(history=histories())
+async def test_histories_map_to_alternating_contents_in_order(
+    history: tuple[Message, ...],
+) -> None:
+    """All that can be sent is sent in order, signatures verbatim, in alternating turns."""
+    contents = await _sent_contents(history)
+    roles = [content["role"] for content in contents]
+    assert all(a != b for a, b in itertools.pairwise(roles))
+    assert all(content["parts"] for content in contents)
+    assert _sent_parts(contents) == _expected_parts(history)
+
+
+@given(history=histories())
+async def test_every_function_call_is_answered_in_the_next_user_turn(
+    history: tuple[Message, ...],
+) -> None:
+    """Each model turn's calls are answered, same ids and names in order, by the next user turn."""
+    contents = await _sent_contents(history)
+    for position, content in enumerate(contents):
+        calls = [p["functionCall"] for p in content["parts"] if "functionCall" in p]
+        if not calls:
+            continue
+        answer = contents[position + 1]
+        replies = [p["functionResponse"] for p in answer["parts"] if "functionResponse" in p]
+        assert answer["role"] == "user"
+        assert [(r["id"], r["name"]) for r in replies] == [(c["id"], c["name"]) for c in calls]
+
+
+GEMINI_KEYS = st.from_regex(r"AIza[0-9A-Za-z_-]{35}", fullmatch=True)
+ODD_KEYS = st.text(
+    alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=10, max_size=40
+).filter(lambda key: key not in "[REDACTED]")
+
+
+@given(
+    key=GEMINI_KEYS | ODD_KEYS,
+    status=st.sampled_from([400, 401, 403, 404, 429, 500, 503]),
+    in_stream=st.booleans(),
+)
+async def test_a_key_echoed_by_the_server_never_reaches_an_error_message(
+    key: str, status: int, in_stream: bool
+) -> None:
+    """However the server echoes the call's key, neither the error nor the URL contains it."""
+    seen: list[httpx.Request] = []
+    error = {"error": {"code": status, "message": f"API key not valid: {key} (key={key})"}}
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if in_stream:
+            return _sse_response(_sse(error))
+        return httpx.Response(status, json=error)
+
+    async with _mock_client(respond) as client:
+        with pytest.raises(ProviderError) as caught:
+            await _collect(GeminiProvider(client), _invocation("https://g.test/v1beta", key=key))
+    assert key not in str(caught.value)
+    assert key not in caught.value.provider_message
+    assert seen[0].headers["x-goog-api-key"] == key
+    assert "key" not in seen[0].url.params
+
+
+@given(
+    calls=st.lists(
+        st.tuples(
+            st.none() | GEMINI_KEYS,
+            st.from_regex(r"gemini-[a-z0-9.-]{1,12}", fullmatch=True),
+            st.sampled_from(["https://a.test/v1beta", "http://127.0.0.1:8080/v1beta"]),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+async def test_each_call_carries_only_its_own_invocation_values(
+    calls: list[tuple[str | None, str, str, bool]],
+) -> None:
+    """Interleaved invocations through one provider never see each other's key, model or mode."""
+    seen: list[httpx.Request] = []
+    async with _recording_client(seen) as client:
+        provider = GeminiProvider(client)
+        for key, model, url, stream in calls:
+            invocation = _invocation(url, key=key, model=model, params={"stream": stream})
+            await _collect(provider, invocation)
+    method = {True: ":streamGenerateContent?alt=sse", False: ":generateContent"}
+    assert [(r.headers.get("x-goog-api-key"), str(r.url)) for r in seen] == [
+        (key, f"{url}/models/{model}{method[stream]}") for key, model, url, stream in calls
+    ]
+    assert all("key" not in r.url.params for r in seen)
+
+
+@given(
+    config=st.dictionaries(
+        st.sampled_from(
+            ["temperature", "topK", "stopSequences", "thinkingConfig", "maxOutputTokens"]
+        ),
+        JSON_VALUES,
+        max_size=4,
+    ),
+    top_level=st.dictionaries(
+        st.sampled_from(["toolConfig", "safetySettings", "cachedContent"]), JSON_VALUES, max_size=2
+    ),
+)
+async def test_model_params_land_in_generation_config_or_beside_it(
+    config: dict[str, Any], top_level: dict[str, Any]
+) -> None:
+    """Generation params go into generationConfig, request-level ones beside it, all verbatim."""
+    seen: list[httpx.Request] = []
+    async with _recording_client(seen) as client:
+        invocation = _invocation("https://g.test/v1beta", params=config | top_level)
+        await _collect(GeminiProvider(client), invocation)
+    body = json.loads(seen[0].content)
+    assert body["generationConfig"] == {"maxOutputTokens": 1024} | config
+    assert {key: body[key] for key in top_level} == top_level
+    assert set(body) == {"contents", "generationConfig", *top_level}
+
+
+def _frames(body: bytes) -> list[str]:
+    return [frame for frame in body.decode().split("\r\n\r\n") if frame.strip()]
+
+
+@given(recording=st.sampled_from(SSE_RECORDINGS), data=st.data())
+async def test_a_corrupted_data_line_is_a_protocol_error(
+    recording: tuple[str, int], data: st.DataObject
+) -> None:
+    """Garbage or a wrong shape in place of any chunk's JSON fails the stream as malformed."""
+    name, index = recording
+    frames = _frames(load_cassette(f"gemini/{name}")[index].body)
+    target = data.draw(st.integers(min_value=0, max_value=len(frames) - 1))
+    garbage = data.draw(
+        st.sampled_from(
+            ["{", "not json", '{"candidates": ', "[1, 2]", '"text"', '{"candidates": 7}']
+        )
+    )
+    frames[target] = f"data: {garbage}"
+    with pytest.raises(StreamProtocolError, match="malformed"):
+        await _events_of("\r\n\r\n".join(frames).encode() + b"\r\n\r\n")
+
+
+@given(recording=st.sampled_from(SSE_RECORDINGS), data=st.data())
+async def test_a_stream_cut_before_its_finish_reason_is_an_error(
+    recording: tuple[str, int], data: st.DataObject
+) -> None:
+    """Any prefix of a recorded stream ending before the chunk with finishReason fails."""
+    name, index = recording
+    frames = _frames(load_cassette(f"gemini/{name}")[index].body)
+    last = max(i for i, frame in enumerate(frames) if '"finishReason"' in frame)
+    cut = data.draw(st.integers(min_value=0, max_value=last))
+    truncated = "".join(f"{frame}\r\n\r\n" for frame in frames[:cut])
+    with pytest.raises(StreamProtocolError, match="without a finishReason"):
+        await _events_of(truncated.encode())
+
+
+@given(count=st.integers(min_value=2, max_value=5), whole_body=st.booleans())
+async def test_several_candidates_are_refused(count: int, whole_body: bool) -> None:
+    """chatscope asks for one candidate; a response with more is an error, not a silent pick."""
+    candidate = {"content": {"role": "model", "parts": [{"text": "x"}]}, "finishReason": "STOP"}
+    chunk = {"candidates": [candidate] * count}
+    response = httpx.Response(200, json=chunk) if whole_body else _sse_response(_sse(chunk))
+    async with _mock_client(lambda request: response) as client:
+        with pytest.raises(StreamProtocolError, match=f"{count} candidates"):
+            await _collect(GeminiProvider(client), _invocation("https://g.test/v1beta"))
+
+
+@given(
+    status=st.sampled_from([400, 401, 403, 404, 429, 500, 503]),
+    message=st.text(min_size=1, max_size=40),
+    retry=st.none() | st.floats(min_value=0, max_value=300).map(lambda s: f"{s:.1f}s"),
+)
+async def test_an_error_inside_a_stream_equals_the_same_error_over_http(
+    status: int, message: str, retry: str | None
+) -> None:
+    """An error chunk in a 200 stream raises what the same body with its code as status does."""
+    error: dict[str, Any] = {"code": status, "message": message, "status": "X"}
+    if retry is not None:
+        error["details"] = [
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry}
+        ]
+    in_stream = _sse_response(_sse(_chunk({"text": "partial"}), {"error": error}))
+    over_http = httpx.Response(status, json={"error": error})
+    streamed, direct = [await _raised_by(response) for response in (in_stream, over_http)]
+    assert type(streamed) is type(direct)
+    assert (streamed.category, streamed.status, streamed.retry_after) == (
+        direct.category,
+        direct.status,
+        direct.retry_after,
+    )
+    assert streamed.provider_message == direct.provider_message
+    assert direct.retryable is (status in {429, 500, 503})
+
+
+TRANSPORT_FAILURES = [
+    httpx.ConnectTimeout,
+    httpx.ReadTimeout,
+    httpx.WriteTimeout,
+    httpx.PoolTimeout,
+    httpx.ConnectError,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.CloseError,
+    httpx.RemoteProtocolError,
+    httpx.LocalProtocolError,
+    httpx.ProxyError,
+    httpx.UnsupportedProtocol,
+]
+
+
+@given(
+    kind=st.sampled_from(TRANSPORT_FAILURES),
+    detail=st.text(max_size=30),
+    key=GEMINI_KEYS | ODD_KEYS,
+)
+async def test_transport_failures_become_network_errors(
+    kind: type[httpx.TransportError], detail: str, key: str
+) -> None:
+    """Every httpx transport failure is a ProviderNetworkError (timeouts: TIMEOUT), keyless."""
+    failure = kind(f"{detail} {key}")
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        raise failure
+
+    async with _mock_client(respond) as client:
+        with pytest.raises(ProviderNetworkError) as caught:
+            await _collect(GeminiProvider(client), _invocation("https://g.test/v1beta", key=key))
+    timeout = issubclass(kind, httpx.TimeoutException)
+    assert caught.value.category is (ErrorCategory.TIMEOUT if timeout else ErrorCategory.NETWORK)
+    # A scrubbed error does not chain to the text it replaced, or a traceback would print it.
+    assert caught.value.__cause__ is (None if key in str(failure) else failure)
+    assert key not in str(caught.value)
+
+
+SIGNED_PARTS = st.one_of(
+    st.builds(
+        lambda text, signature: {"text": text, "thoughtSignature": signature},
+        st.text(min_size=1),
+        SIGNATURES,
+    ),
+    st.builds(
+        lambda text, signature: {"text": text, "thought": True, "thoughtSignature": signature},
+        st.text(min_size=1),
+        SIGNATURES,
+    ),
+    st.builds(
+        lambda name, args, signature: (
+            {"functionCall": {"name": name, "args": args}}
+            | ({"thoughtSignature": signature} if signature else {})
+        ),
+        NAMES,
+        JSON_OBJECTS,
+        st.none() | SIGNATURES,
+    ),
+)
+
+
+@given(parts=st.lists(SIGNED_PARTS, min_size=1, max_size=6), streamed=st.booleans())
+async def test_a_parsed_reply_goes_back_exactly_as_received(
+    parts: list[dict[str, Any]], streamed: bool
+) -> None:
+    """Text, thoughts, calls and their signatures go back verbatim; calls gain their stable id."""
+    reply = _chunk(*parts, finish="STOP")
+    if streamed:
+        events = await _events_of(_sse(reply))
+    else:
+        async with _mock_client(lambda request: httpx.Response(200, json=reply)) as client:
+            events = await _collect(GeminiProvider(client), _invocation("https://g.test/v1beta"))
+    contents = await _sent_contents((Message.user("q"), _assemble(events)))
+    expected = []
+    calls = 0
+    for part in parts:
+        if "functionCall" in part:
+            name = part["functionCall"]["name"]
+            call = {**part["functionCall"], "id": f"gemini_{calls}_{name}_resp-1"}
+            expected.append({"thoughtSignature": UNSIGNED, **part, "functionCall": call})
+            calls += 1
+        else:
+            expected.append(part)
+    assert contents[1] == {"role": "model", "parts": expected}

@@ -21,7 +21,9 @@ from chatscope.errors import (
     ModelNotFoundError,
     ProviderError,
     ProviderNetworkError,
+    QuotaExceededError,
     RateLimitError,
+    ServerError,
     StreamProtocolError,
 )
 from chatscope.services.events import FinishReason, TextDelta, ThinkingDelta
@@ -420,16 +422,6 @@ async def test_request_carries_url_auth_and_body_fields() -> None:
     }
 
 
-async def test_no_authorization_header_without_a_key() -> None:
-    """A local server without a key gets no Authorization header at all."""
-    seen: list[httpx.Request] = []
-    async with recording_client(text_reply, seen) as client:
-        await collect(
-            OpenAIChatProvider(client), make_invocation("http://127.0.0.1:1/v1", key=None)
-        )
-    assert "authorization" not in seen[0].headers
-
-
 async def test_stream_false_sends_a_non_streaming_request() -> None:
     """`stream: False` in model params asks for a whole body and it is parsed as JSON."""
     seen: list[httpx.Request] = []
@@ -514,14 +506,31 @@ async def test_history_mapping_sends_tools_results_and_omits_thinking() -> None:
     ]
 
 
-async def test_block_a_role_cannot_carry_is_refused() -> None:
-    """A tool call inside a user message is an invalid request, never silently dropped."""
-    history = [Message(Role.USER, (ToolCallBlock.create("c", "f", {}),))]
-    async with httpx.AsyncClient() as client:
-        with pytest.raises(InvalidRequestError, match="ToolCallBlock"):
-            await collect(
-                OpenAIChatProvider(client), make_invocation("http://x/v1", history=history)
-            )
+async def test_foreign_tool_call_ids_are_remapped_stably_and_still_pair() -> None:
+    """Ids Chat Completions would reject (empty, over 40 chars) get one stable stand-in each."""
+    long_id = "toolu_" + "x" * 60
+    history = [
+        Message.user("go"),
+        Message(
+            Role.ASSISTANT,
+            (ToolCallBlock.create(long_id, "a", {}), ToolCallBlock.create("", "b", {})),
+        ),
+        Message(
+            Role.TOOL,
+            (ToolResultBlock("", "b", result="2"), ToolResultBlock(long_id, "a", result="1")),
+        ),
+    ]
+    seen: list[httpx.Request] = []
+    async with recording_client(text_reply, seen) as client:
+        provider = OpenAIChatProvider(client)
+        for _ in range(2):
+            await collect(provider, make_invocation("http://x/v1", history=history))
+    first, second = (json.loads(request.content)["messages"] for request in seen)
+    assert first == second
+    long_wire, empty_wire = (call["id"] for call in first[1]["tool_calls"])
+    assert [m["tool_call_id"] for m in first[2:]] == [empty_wire, long_wire]
+    assert long_wire != empty_wire
+    assert all(0 < len(wire) <= 40 for wire in (long_wire, empty_wire))
 
 
 async def test_timeout_becomes_retryable_timeout_error() -> None:
@@ -547,24 +556,6 @@ async def test_connection_refused_becomes_network_error() -> None:
             await collect(OpenAIChatProvider(client), make_invocation("http://x/v1"))
     assert caught.value.category is ErrorCategory.NETWORK
     assert "connection refused" in caught.value.provider_message
-
-
-async def test_error_chunk_mid_stream_becomes_typed_error() -> None:
-    """An `error` object inside a 200 stream raises the error its code names."""
-    body = sse_body(
-        [
-            chunk({"content": "partial"}),
-            {
-                "error": {
-                    "message": "Rate limit reached",
-                    "type": "requests",
-                    "code": "rate_limit_exceeded",
-                }
-            },
-        ]
-    )
-    with pytest.raises(RateLimitError, match="Rate limit reached"):
-        await mocked([body])
 
 
 async def test_reasoning_content_and_refusal_are_not_dropped() -> None:
@@ -595,12 +586,6 @@ async def test_stop_with_tool_calls_reports_tool_calls() -> None:
     assert result.finish.reason is FinishReason.TOOL_CALLS
     assert result.finish.raw == "stop"
     assert result.calls == [("c1", "f", {})]
-
-
-async def test_finish_without_done_marker_completes() -> None:
-    """A body that ends after a finish reason but without `[DONE]` still completes."""
-    events = await mocked([sse_body([chunk({"content": "hi"}), chunk({}, finish="length")])])
-    assert outcome(events).finish.reason is FinishReason.LENGTH
 
 
 # --- malformed input --------------------------------------------------------------------------
@@ -642,12 +627,6 @@ async def test_tool_arguments_that_are_not_json_are_a_protocol_error() -> None:
     )
     with pytest.raises(StreamProtocolError, match="invalid JSON"):
         await mocked([body])
-
-
-async def test_stream_ending_before_completion_is_a_protocol_error() -> None:
-    """A clean end of body with neither a finish reason nor `[DONE]` is an incomplete stream."""
-    with pytest.raises(StreamProtocolError, match="stream ended before completion"):
-        await mocked([sse_body([chunk({"content": "cut"})])])
 
 
 async def test_dropped_connection_is_a_network_error() -> None:
@@ -759,7 +738,7 @@ async def test_tool_argument_fragments_reassemble_to_same_dict(
 def histories(draw: st.DrawFn) -> list[Message]:
     """Random conversations: user text, assistant text/thinking/calls, results in any order."""
     messages: list[Message] = []
-    call_ids = st.text(max_size=70)
+    call_ids = st.text(max_size=8) | st.text(min_size=41, max_size=90)
     for _ in range(draw(st.integers(0, 4))):
         messages.append(Message.user(draw(st.text(max_size=10))))
         ids = draw(st.lists(call_ids, max_size=4, unique=True))
@@ -835,6 +814,7 @@ async def test_secret_never_appears_in_a_raised_error(secret: str, status: int, 
     assert seen[0].headers["authorization"] == f"Bearer {secret}"
     assert secret not in str(caught.value)
     assert secret not in caught.value.provider_message
+    assert secret not in str(caught.value.__cause__)
     assert all(secret not in str(arg) for arg in caught.value.args)
 
 
@@ -998,3 +978,195 @@ async def test_any_json_payloads_raise_only_provider_errors(payloads: list[Any])
         failure = None
         outcome(events)
     assert failure is None or failure.provider == "openai"
+
+
+@PROPERTY
+@given(
+    key=st.none() | secrets,
+    model=st.text(alphabet=string.ascii_lowercase + string.digits + "-.", min_size=1, max_size=20),
+    base_url=st.sampled_from(
+        ["http://127.0.0.1:8080/v1", "https://api.openai.com/v1", "http://h/x/v1"]
+    ),
+    system=st.none() | st.text(max_size=20),
+)
+async def test_request_carries_exactly_the_invocations_key_model_and_url(
+    key: str | None, model: str, base_url: str, system: str | None
+) -> None:
+    """The bearer header is the invocation's key (absent without one); URL and model are its own."""
+    seen: list[httpx.Request] = []
+    invocation = make_invocation(base_url, key=key, model=model, system=system)
+    async with recording_client(text_reply, seen) as client:
+        await collect(OpenAIChatProvider(client), invocation)
+    (request,) = seen
+    assert request.headers.get("authorization") == (f"Bearer {key}" if key else None)
+    assert str(request.url) == f"{base_url}/chat/completions"
+    body = json.loads(request.content)
+    assert body["model"] == model
+    system_messages = [m["content"] for m in body["messages"] if m["role"] == "system"]
+    assert system_messages == ([] if system is None else [system])
+    assert body["messages"][0]["role"] == ("user" if system is None else "system")
+
+
+@PROPERTY
+@given(
+    line=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40).filter(
+        lambda text: text.strip() != "[DONE]" and not is_json_object(text)
+    )
+)
+async def test_any_data_line_that_is_not_a_json_object_is_a_protocol_error(line: str) -> None:
+    """Garbage, truncated JSON or a JSON non-object in a `data:` line raises StreamProtocolError."""
+    body = sse_body([chunk({"content": "before"})]) + f"data: {line}\n\n".encode()
+    with pytest.raises(StreamProtocolError):
+        await mocked([body, sse_body([chunk({}, finish="stop")], done=True)])
+
+
+@PROPERTY
+@given(
+    raw=st.text(max_size=30).filter(lambda text: text != "" and not is_json_object(text))
+    | st.builds(json.dumps, json_values).filter(lambda text: not is_json_object(text))
+)
+async def test_any_tool_arguments_that_are_not_a_json_object_are_a_protocol_error(raw: str) -> None:
+    """Assembled tool arguments must parse as a JSON object, streamed or not."""
+    call = {"index": 0, "id": "c", "type": "function", "function": {"name": "f", "arguments": raw}}
+    with pytest.raises(StreamProtocolError, match=r"tool call 'f'|invalid JSON"):
+        await mocked([sse_body([chunk({"tool_calls": [call]}, finish="tool_calls")], done=True)])
+    whole = {"choices": [{"index": 0, "message": {"tool_calls": [call]}, "finish_reason": "stop"}]}
+    async with mock_client([json.dumps(whole).encode()], content_type="application/json") as client:
+        with pytest.raises(StreamProtocolError):
+            await collect(OpenAIChatProvider(client), make_invocation("http://x/v1"))
+
+
+def is_json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
+
+
+@PROPERTY
+@given(
+    deltas=st.lists(st.text(min_size=1, max_size=4), max_size=5),
+    finish=st.none() | st.sampled_from(["stop", "length"]),
+    done=st.booleans(),
+)
+async def test_stream_completes_exactly_when_finish_or_done_arrives(
+    deltas: list[str], finish: str | None, done: bool
+) -> None:
+    """A body ending with neither a finish reason nor `[DONE]` is incomplete; otherwise it ends."""
+    payloads = [chunk({"content": d}) for d in deltas]
+    if finish:
+        payloads.append(chunk({}, finish=finish))
+    body = sse_body(payloads, done=done)
+    if finish is None and not done:
+        with pytest.raises(StreamProtocolError, match="stream ended before completion"):
+            await mocked([body])
+        return
+    result = outcome(await mocked([body]))
+    assert result.text == "".join(deltas)
+    assert result.finish.raw == finish
+    assert result.finish.reason is (FinishReason(finish) if finish else FinishReason.OTHER)
+
+
+@PROPERTY
+@given(
+    role=st.sampled_from(list(Role)),
+    block=st.sampled_from(
+        [
+            TextBlock("t"),
+            ThinkingBlock("r"),
+            ToolCallBlock.create("c", "f", {}),
+            ToolResultBlock("c", "f", result="x"),
+        ]
+    ),
+)
+async def test_a_block_is_sent_where_its_role_allows_and_refused_elsewhere(
+    role: Role, block: Any
+) -> None:
+    """Blocks a role cannot carry raise InvalidRequestError; allowed ones are sent, none dropped."""
+    allowed = {
+        Role.USER: (TextBlock,),
+        Role.ASSISTANT: (TextBlock, ThinkingBlock, ToolCallBlock),
+        Role.TOOL: (ToolResultBlock,),
+    }[role]
+    seen: list[httpx.Request] = []
+    history = [Message(role, (block,))]
+    async with recording_client(text_reply, seen) as client:
+        provider = OpenAIChatProvider(client)
+        if not isinstance(block, allowed):
+            with pytest.raises(InvalidRequestError, match=type(block).__name__):
+                await collect(provider, make_invocation("http://x/v1", history=history))
+            assert seen == []
+            return
+        await collect(provider, make_invocation("http://x/v1", history=history))
+    (message,) = json.loads(seen[0].content)["messages"]
+    assert message["role"] == role.value
+
+
+@PROPERTY
+@given(
+    code=st.sampled_from(
+        [
+            ("rate_limit_exceeded", RateLimitError, ErrorCategory.RATE_LIMIT),
+            ("insufficient_quota", QuotaExceededError, ErrorCategory.QUOTA),
+            ("context_length_exceeded", InvalidRequestError, ErrorCategory.CONTEXT_LENGTH),
+            ("model_not_found", ModelNotFoundError, ErrorCategory.NOT_FOUND),
+            ("server_error", ServerError, ErrorCategory.SERVER),
+            ("something_new", ServerError, ErrorCategory.SERVER),
+        ]
+    ),
+    message=st.text(alphabet=string.ascii_letters + " ", min_size=1, max_size=30).filter(str.strip),
+    before=st.integers(0, 3),
+)
+async def test_error_chunk_mid_stream_becomes_the_typed_error_of_its_code(
+    code: tuple[str, type[ProviderError], ErrorCategory], message: str, before: int
+) -> None:
+    """An `error` object inside a 200 stream raises the error class and category its code names."""
+    name, kind, category = code
+    payloads = [chunk({"content": "x"}) for _ in range(before)]
+    payloads.append({"error": {"message": message, "type": "error", "code": name}})
+    with pytest.raises(kind) as caught:
+        await mocked([sse_body(payloads, done=True)])
+    assert type(caught.value) is kind
+    assert caught.value.category is category
+    assert caught.value.provider_message == message
+
+
+@SOCKET_PROPERTY
+@given(drop_after=st.integers(1, 11))
+async def test_connection_dropped_after_any_chunk_is_a_network_error(
+    shared_server: ReplayServer, drop_after: int
+) -> None:
+    """Whichever HTTP chunk the socket closes after, the result is a retryable network error."""
+    body = recorded("test_temporal_agent_run_stream.yaml").body
+    shared_server.enqueue(ScriptedResponse.sse(body, drop_after=drop_after))
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(ProviderNetworkError) as caught:
+            await collect(OpenAIChatProvider(client), make_invocation(shared_server.url + "/v1"))
+    assert caught.value.category is ErrorCategory.NETWORK
+
+
+async def test_raw_unicode_line_separators_inside_json_survive() -> None:
+    """U+2028, U+2029 and U+0085 sent unescaped inside a JSON string do not split the SSE line."""
+    text = "a\u2028b\u2029c\x85d"
+    payload = json.dumps(chunk({"content": text}), ensure_ascii=False)
+    body = f"data: {payload}\n\n".encode() + sse_body([chunk({}, finish="stop")], done=True)
+    assert outcome(await mocked([body])).text == text
+
+
+@PROPERTY
+@given(
+    ending=st.sampled_from(["\n", "\r", "\r\n"]),
+    texts=st.lists(st.text(max_size=6), max_size=6),
+    data=st.data(),
+)
+async def test_any_line_ending_style_split_anywhere_gives_the_same_text(
+    ending: str, texts: list[str], data: st.DataObject
+) -> None:
+    """LF, CR and CRLF line ends all parse, even when a CRLF is split across two reads."""
+    payloads = [*(chunk({"content": t}) for t in texts), chunk({}, finish="stop")]
+    lines = [f"data: {json.dumps(p)}{ending}{ending}" for p in payloads]
+    body = ("".join(lines) + f"data: [DONE]{ending}{ending}").encode()
+    points = data.draw(st.lists(st.integers(1, len(body) - 1), max_size=20))
+    result = outcome(await mocked(split_at(body, points)))
+    assert result.text == "".join(texts)
+    assert result.finish.reason is FinishReason.STOP

@@ -9,8 +9,8 @@ from contextlib import aclosing
 import httpx
 import pytest
 
-from chatscope.adapters._http import error_from_response
-from chatscope.adapters._sse import iter_sse
+from chatscope.adapters._http import endpoint, raise_for_status, translate_errors
+from chatscope.adapters._sse import sse_stream
 from chatscope.errors import (
     ErrorCategory,
     InvalidRequestError,
@@ -40,16 +40,15 @@ class SSEProvider:
 
     async def stream(self, invocation: ModelInvocation) -> AsyncGenerator[ProviderEvent, None]:
         """Stream one response, translating wire failures into chatscope errors."""
-        url = f"{invocation.base_url}/v1/stream"
-        try:
-            async with self._client.stream("POST", url, json={"model": invocation.model}) as resp:
-                if resp.status_code >= 400:
-                    body = await resp.aread()
-                    raise error_from_response(self.name, resp.status_code, resp.headers, body)
-                async for event in iter_sse(resp):
+        url = endpoint(invocation, "/v1/stream")
+        async with (
+            translate_errors(self.name, invocation.credentials.secret()),
+            self._client.stream("POST", url, json={"model": invocation.model}) as resp,
+        ):
+            await raise_for_status(resp, self.name)
+            async with sse_stream(resp) as events:
+                async for event in events:
                     yield TextDelta(event.data)
-        except httpx.TransportError as exc:
-            raise ProviderNetworkError(str(exc) or type(exc).__name__, provider=self.name) from exc
         yield FinishEvent(FinishReason.STOP)
 
 

@@ -1,28 +1,47 @@
-"""Shared HTTP plumbing of the provider adapters: turning error responses into typed errors."""
+"""The request edge every provider adapter shares: URLs, status checks, JSON, typed errors.
+
+Wire formats differ; failing the same way does not. Every adapter raises the same typed errors
+for the same HTTP and transport failures, and none lets its call's key into a message.
+"""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import MappingProxyType
 from typing import Any
 
+import httpx
+
 from chatscope.errors import (
     AuthenticationFailedError,
     ErrorCategory,
     InvalidRequestError,
+    MissingProviderRuntimeError,
     ModelNotFoundError,
     ProviderError,
     ProviderNetworkError,
     QuotaExceededError,
     RateLimitError,
     ServerError,
+    StreamProtocolError,
 )
+from chatscope.services.invocation import ModelInvocation
 
-__all__ = ["error_from_response", "parse_retry_after"]
+__all__ = [
+    "endpoint",
+    "error_from_response",
+    "is_event_stream",
+    "load_json",
+    "parse_retry_after",
+    "raise_for_status",
+    "read_json",
+    "translate_errors",
+]
 
 _CONTEXT_LENGTH_HINTS = re.compile(
     r"context[_ ]length|context window|too many tokens|maximum context|prompt is too long", re.I
@@ -40,15 +59,19 @@ def error_from_response(
     payload = _json_or_none(body)
     message = _error_message(payload, body)
     retry_after = parse_retry_after(headers, payload)
-    kind, category = _classify(status, message)
+    kind, category = _classify(status, message, retry_after)
     return kind(
         message, provider=provider, category=category, status=status, retry_after=retry_after
     )
 
 
-def _classify(status: int, message: str) -> tuple[type[ProviderError], ErrorCategory]:
+def _classify(
+    status: int, message: str, retry_after: float | None
+) -> tuple[type[ProviderError], ErrorCategory]:
     if status == 429:
-        if _QUOTA_HINTS.search(message):
+        # A server that says when to come back is rate limiting, whatever its wording (Gemini
+        # reports per-minute limits as "exceeded your current quota" with a RetryInfo delay).
+        if retry_after is None and _QUOTA_HINTS.search(message):
             return QuotaExceededError, ErrorCategory.QUOTA
         return RateLimitError, ErrorCategory.RATE_LIMIT
     if status in (400, 413, 422):
@@ -142,3 +165,108 @@ def _float_or_none(value: str | None) -> float | None:
         return float(value.strip())
     except ValueError:
         return None
+
+
+def endpoint(invocation: ModelInvocation, path: str) -> str:
+    """`path` under the invocation's base URL: there is no default host to fall back to."""
+    if invocation.base_url is None:
+        raise MissingProviderRuntimeError(["base_url"], runtime_id=invocation.runtime_id)
+    return f"{invocation.base_url.rstrip('/')}{path}"
+
+
+def is_event_stream(response: httpx.Response) -> bool:
+    """Whether the body is SSE: decided by what came back, not by what was asked for."""
+    return "text/event-stream" in response.headers.get("content-type", "")
+
+
+def load_json(data: str | bytes, provider: str) -> Any:
+    """Parse one JSON payload, turning garbage into a protocol error."""
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise StreamProtocolError(f"invalid JSON from provider: {exc}", provider=provider) from exc
+
+
+async def read_json(response: httpx.Response, provider: str) -> dict[str, Any]:
+    """The whole body of a non-streamed response as a JSON object."""
+    payload = load_json(await response.aread(), provider)
+    if not isinstance(payload, dict):
+        raise StreamProtocolError("response body is not a JSON object", provider=provider)
+    return payload
+
+
+async def raise_for_status(response: httpx.Response, provider: str) -> None:
+    """Raise the typed error of an HTTP error response, after reading its body.
+
+    Responses answers an unknown model with 400 where Chat Completions uses 404; both name it
+    `model_not_found`, and both become `ModelNotFoundError`.
+    """
+    if response.status_code < 400:
+        return
+    body = await response.aread()
+    error = error_from_response(provider, response.status_code, response.headers, body)
+    if _error_code(body) == "model_not_found" and not isinstance(error, ModelNotFoundError):
+        error = ModelNotFoundError(
+            error.provider_message,
+            provider=provider,
+            status=error.status,
+            retry_after=error.retry_after,
+        )
+    raise error
+
+
+def _error_code(body: bytes) -> Any:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    error = payload.get("error") if isinstance(payload, dict) else None
+    return error.get("code") if isinstance(error, dict) else None
+
+
+@asynccontextmanager
+async def translate_errors(provider: str, secret: str | None) -> AsyncIterator[None]:
+    """Turn httpx failures into `ProviderNetworkError`s and keep the key out of every message.
+
+    `redact_secrets` only knows key shapes; a provider that echoes an unusual key verbatim is
+    caught here by replacing the exact secret.
+    """
+    error: ProviderError
+    cause: BaseException | None
+    try:
+        yield
+        return
+    except ProviderError as exc:
+        error, cause = exc, exc.__cause__
+    except httpx.TimeoutException as exc:
+        message = f"request timed out ({type(exc).__name__})"
+        error = ProviderNetworkError(message, provider=provider, category=ErrorCategory.TIMEOUT)
+        cause = exc
+    except httpx.DecodingError as exc:
+        error = StreamProtocolError(f"undecodable response body: {exc}", provider=provider)
+        cause = exc
+    except (KeyError, TypeError, AttributeError) as exc:
+        # A JSON payload whose shape is not the documented one (a list where an object belongs,
+        # a missing required key) is the provider's protocol fault, not a crash of ours.
+        message = f"unexpected payload shape ({type(exc).__name__}: {exc})"
+        error, cause = StreamProtocolError(message, provider=provider), exc
+    except httpx.TransportError as exc:
+        message = f"connection failed ({type(exc).__name__}): {exc}"
+        error = ProviderNetworkError(message, provider=provider, category=ErrorCategory.NETWORK)
+        cause = exc
+    scrubbed = _scrubbed(error, secret)
+    # Never chain to text holding the key, or a traceback would print it.
+    leaks = secret is not None and (scrubbed is not error or secret in str(cause))
+    raise scrubbed from (None if leaks else cause)
+
+
+def _scrubbed(error: ProviderError, secret: str | None) -> ProviderError:
+    if not secret or secret not in str(error):
+        return error
+    return type(error)(
+        error.provider_message.replace(secret, "[REDACTED]"),
+        provider=error.provider,
+        category=error.category,
+        status=error.status,
+        retry_after=error.retry_after,
+    )

@@ -7,45 +7,30 @@ plumbing lives here once; each adapter keeps only its own wire format.
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from contextlib import aclosing, asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, cast
+from typing import Any
 
-import httpx
-
-from chatscope.adapters._http import error_from_response
-from chatscope.adapters._sse import SSEEvent, iter_sse_lines
+from chatscope.adapters._http import load_json
 from chatscope.errors import (
     ErrorCategory,
     InvalidRequestError,
-    MissingProviderRuntimeError,
     ModelNotFoundError,
     ProviderError,
-    ProviderNetworkError,
     QuotaExceededError,
     RateLimitError,
     ServerError,
     StreamProtocolError,
 )
-from chatscope.services.invocation import ModelInvocation
 from chatscope.services.messages import ToolCallBlock
 
 __all__ = [
     "PendingCall",
     "auth_headers",
-    "endpoint",
     "error_from_payload",
-    "is_event_stream",
-    "load_json",
     "parse_arguments",
-    "raise_for_status",
-    "read_json",
-    "sse_stream",
-    "translate_errors",
     "wire_call_id",
 ]
 
@@ -76,17 +61,12 @@ class PendingCall:
 
     def block(self, provider: str) -> ToolCallBlock:
         """The finished call; its arguments must now parse as one JSON object."""
+        if not isinstance(self.name, str) or not self.name or not isinstance(self.id, str):
+            raise StreamProtocolError("tool call without a usable name or id", provider=provider)
         arguments = parse_arguments("".join(self.parts), self.name, provider)
         # Some OpenAI-compatible servers omit the id; the call still needs one to pair a result.
         call_id = self.id or f"call_{uuid.uuid4().hex[:24]}"
         return ToolCallBlock.create(call_id, self.name, arguments)
-
-
-def endpoint(invocation: ModelInvocation, path: str) -> str:
-    """`path` under the invocation's base URL: there is no default host to fall back to."""
-    if invocation.base_url is None:
-        raise MissingProviderRuntimeError(["base_url"], runtime_id=invocation.runtime_id)
-    return f"{invocation.base_url}{path}"
 
 
 def auth_headers(secret: str | None) -> dict[str, str]:
@@ -106,39 +86,6 @@ def wire_call_id(call_id: str, limit: int) -> str:
     return f"call_{digest[:_HASHED_ID_CHARS]}"
 
 
-def is_event_stream(response: httpx.Response) -> bool:
-    """Whether the body is SSE: decided by what came back, not by what was asked for."""
-    return "text/event-stream" in response.headers.get("content-type", "")
-
-
-@asynccontextmanager
-async def sse_stream(response: httpx.Response) -> AsyncIterator[AsyncIterator[SSEEvent]]:
-    """The SSE events of `response`, closed on exit even when parsing stops early on an error.
-
-    `iter_sse_lines` is called directly rather than through `iter_sse`, saving one generator hop
-    per event; it is an async generator typed as a plain iterator, so a cast lets `aclosing` see it.
-    """
-    events = cast(AsyncGenerator[SSEEvent, None], iter_sse_lines(response.aiter_lines()))
-    async with aclosing(events):
-        yield events
-
-
-def load_json(data: str | bytes, provider: str) -> Any:
-    """Parse one JSON payload, turning garbage into a protocol error."""
-    try:
-        return json.loads(data)
-    except ValueError as exc:
-        raise StreamProtocolError(f"invalid JSON from provider: {exc}", provider=provider) from exc
-
-
-async def read_json(response: httpx.Response, provider: str) -> dict[str, Any]:
-    """The whole body of a non-streamed response as a JSON object."""
-    payload = load_json(await response.aread(), provider)
-    if not isinstance(payload, dict):
-        raise StreamProtocolError("response body is not a JSON object", provider=provider)
-    return payload
-
-
 def parse_arguments(raw: str, name: str, provider: str) -> dict[str, Any]:
     """Tool call arguments as a dict; an empty string means no arguments."""
     if not raw:
@@ -154,85 +101,9 @@ def parse_arguments(raw: str, name: str, provider: str) -> dict[str, Any]:
 def error_from_payload(provider: str, error: Any) -> ProviderError:
     """The typed error for an error object delivered inside a successful (200) response."""
     if not isinstance(error, Mapping):
-        return ServerError(str(error), provider=provider)
+        detail = str(error) if error else "the provider reported a failure without details"
+        return ServerError(detail, provider=provider)
     code = error.get("code") or error.get("type") or ""
     kind, category = _ERRORS_BY_CODE.get(str(code), (ServerError, ErrorCategory.SERVER))
     message = str(error.get("message") or code or "the provider reported an error")
     return kind(message, provider=provider, category=category)
-
-
-async def raise_for_status(response: httpx.Response, provider: str) -> None:
-    """Raise the typed error of an HTTP error response, after reading its body.
-
-    Responses answers an unknown model with 400 where Chat Completions uses 404; both name it
-    `model_not_found`, and both become `ModelNotFoundError`.
-    """
-    if response.status_code < 400:
-        return
-    body = await response.aread()
-    error = error_from_response(provider, response.status_code, response.headers, body)
-    if _error_code(body) == "model_not_found" and not isinstance(error, ModelNotFoundError):
-        error = ModelNotFoundError(
-            error.provider_message,
-            provider=provider,
-            status=error.status,
-            retry_after=error.retry_after,
-        )
-    raise error
-
-
-def _error_code(body: bytes) -> Any:
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        return None
-    error = payload.get("error") if isinstance(payload, dict) else None
-    return error.get("code") if isinstance(error, dict) else None
-
-
-@asynccontextmanager
-async def translate_errors(provider: str, secret: str | None) -> AsyncIterator[None]:
-    """Turn httpx failures into `ProviderNetworkError`s and keep the key out of every message.
-
-    `redact_secrets` only knows key shapes; a provider that echoes an unusual key verbatim is
-    caught here by replacing the exact secret.
-    """
-    try:
-        yield
-    except ProviderError as exc:
-        scrubbed = _scrubbed(exc, secret)
-        if scrubbed is exc:
-            raise
-        # Chain to the original cause, not to `exc`, so no traceback prints the unscrubbed text.
-        raise scrubbed from exc.__cause__
-    except httpx.TimeoutException as exc:
-        message = f"request timed out ({type(exc).__name__})"
-        raise ProviderNetworkError(
-            message, provider=provider, category=ErrorCategory.TIMEOUT
-        ) from exc
-    except httpx.DecodingError as exc:
-        raise StreamProtocolError(f"undecodable response body: {exc}", provider=provider) from exc
-    except (KeyError, TypeError, AttributeError) as exc:
-        # A JSON payload whose shape is not the documented one (a list where an object belongs,
-        # a missing required key) is the provider's protocol fault, not a crash of ours.
-        message = f"unexpected payload shape ({type(exc).__name__}: {exc})"
-        raise StreamProtocolError(message, provider=provider) from exc
-    except httpx.TransportError as exc:
-        error = ProviderNetworkError(
-            f"connection failed ({type(exc).__name__}): {exc}",
-            provider=provider,
-            category=ErrorCategory.NETWORK,
-        )
-        raise _scrubbed(error, secret) from exc
-
-
-def _scrubbed(error: ProviderError, secret: str | None) -> ProviderError:
-    if not secret or secret not in str(error):
-        return error
-    return type(error)(
-        error.provider_message.replace(secret, "[REDACTED]"),
-        provider=error.provider,
-        category=error.category,
-        status=error.status,
-        retry_after=error.retry_after,
-    )

@@ -12,23 +12,25 @@ import hashlib
 import json
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, assert_never
 
 import httpx
 
-from chatscope.adapters._http import error_from_response
-from chatscope.adapters._sse import iter_sse
+from chatscope.adapters._http import (
+    endpoint,
+    is_event_stream,
+    raise_for_status,
+    translate_errors,
+)
+from chatscope.adapters._sse import sse_stream
 from chatscope.errors import (
     AuthenticationFailedError,
     ErrorCategory,
     InvalidRequestError,
-    MissingProviderRuntimeError,
     ModelNotFoundError,
     ProviderError,
-    ProviderNetworkError,
     RateLimitError,
     ServerError,
     StreamProtocolError,
@@ -107,66 +109,42 @@ class AnthropicProvider:
         return self._name
 
     async def stream(self, invocation: ModelInvocation) -> AsyncIterator[ProviderEvent]:
-        """Send the invocation and yield its answer as neutral events, `FinishEvent` last."""
-        url, headers, body = _request(invocation, self._name)
+        """Send the invocation and yield its answer as neutral events, `FinishEvent` last.
+
+        The answer is parsed by what the server sent, not by what was asked: an error status, an
+        event stream or one JSON body. The loops stay in this one generator because every nested
+        async generator costs a hop per event.
+        """
         secret = invocation.credentials.secret()
+        url, headers, body = _request(invocation, self._name, secret)
         async with (
-            _translated_errors(self._name, secret),
+            translate_errors(self._name, secret),
             self._client.stream("POST", url, headers=headers, json=body) as response,
         ):
-            async for event in _process_http_response(response, self._name):
-                yield event
-
-
-@asynccontextmanager
-async def _translated_errors(provider: str, secret: str | None) -> AsyncIterator[None]:
-    """httpx failures become typed errors, and the call's key never reaches a message.
-
-    `redact_secrets` knows the usual key shapes; a server echoing an unusual key verbatim is
-    caught here by replacing the exact secret.
-    """
-    try:
-        yield
-    except ProviderError as exc:
-        if not secret or secret not in str(exc):
-            raise
-        # Chained to the original cause, so no traceback shows the unscrubbed text.
-        raise _scrubbed(exc, secret) from exc.__cause__
-    except httpx.TimeoutException as exc:
-        message = f"request timed out ({type(exc).__name__})"
-        raise ProviderNetworkError(
-            message, provider=provider, category=ErrorCategory.TIMEOUT
-        ) from exc
-    except httpx.DecodingError as exc:
-        raise StreamProtocolError(f"undecodable response body: {exc}", provider=provider) from exc
-    except httpx.TransportError as exc:
-        message = f"connection failed ({type(exc).__name__}): {exc}"
-        raise ProviderNetworkError(message, provider=provider) from exc
-
-
-def _scrubbed(error: ProviderError, secret: str) -> ProviderError:
-    return type(error)(
-        error.provider_message.replace(secret, "[REDACTED]"),
-        provider=error.provider,
-        category=error.category,
-        status=error.status,
-        retry_after=error.retry_after,
-    )
+            await raise_for_status(response, self._name)
+            if not is_event_stream(response):
+                for event in _process_response(await response.aread(), self._name):
+                    yield event
+                return
+            state = _StreamState(self._name)
+            async with sse_stream(response) as events:
+                async for sse in events:
+                    for event in _process_event(state, sse.data):
+                        yield event
+            if not state.finished:
+                raise StreamProtocolError("stream ended before message_stop", provider=self._name)
 
 
 def _request(
-    invocation: ModelInvocation, provider: str
+    invocation: ModelInvocation, provider: str, secret: str | None
 ) -> tuple[str, dict[str, str], dict[str, Any]]:
-    if invocation.base_url is None:
-        raise MissingProviderRuntimeError(["base_url"], runtime_id=invocation.runtime_id)
-    url = f"{invocation.base_url.rstrip('/')}/v1/messages"
-    return url, _headers(invocation), _request_body(invocation, provider)
+    url = endpoint(invocation, "/v1/messages")
+    return url, _headers(secret), _request_body(invocation, provider)
 
 
-def _headers(invocation: ModelInvocation) -> dict[str, str]:
+def _headers(secret: str | None) -> dict[str, str]:
     """The key travels in this call's headers only; local servers without a key get none."""
     headers = {"anthropic-version": _API_VERSION}
-    secret = invocation.credentials.secret()
     if secret:
         headers["x-api-key"] = secret
     return headers
@@ -272,24 +250,11 @@ def _tool_id(call_id: str) -> str:
     return f"{_INVALID_TOOL_ID_CHARS.sub('_', call_id)}_{digest}"
 
 
-async def _process_http_response(
-    response: httpx.Response, provider: str
-) -> AsyncIterator[ProviderEvent]:
-    """Parse by what the server sent, not by what was asked: errors, SSE or one JSON body."""
-    if response.status_code >= 400:
-        body = await response.aread()
-        raise error_from_response(provider, response.status_code, response.headers, body)
-    try:
-        if "text/event-stream" in response.headers.get("content-type", ""):
-            async for event in _process_stream(response, provider):
-                yield event
-        else:
-            for event in _process_response(json.loads(await response.aread()), provider):
-                yield event
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise StreamProtocolError(
-            f"malformed response ({type(exc).__name__}: {exc})", provider=provider
-        ) from exc
+def _malformed(exc: Exception, provider: str) -> StreamProtocolError:
+    """A payload that is not JSON, or not the documented shape, is the provider's fault."""
+    return StreamProtocolError(
+        f"malformed response ({type(exc).__name__}: {exc})", provider=provider
+    )
 
 
 @dataclass(slots=True)
@@ -318,14 +283,15 @@ class _StreamState:
     finished: bool = False
 
 
-async def _process_stream(response: httpx.Response, provider: str) -> AsyncIterator[ProviderEvent]:
-    state = _StreamState(provider)
-    async for sse in iter_sse(response):
-        payload = json.loads(sse.data)
-        for event in _EVENT_HANDLERS.get(payload["type"], _on_other)(state, payload):
-            yield event
-    if not state.finished:
-        raise StreamProtocolError("stream ended before message_stop", provider=provider)
+def _process_event(state: _StreamState, data: str) -> tuple[ProviderEvent, ...]:
+    try:
+        payload = json.loads(data)
+        kind = payload["type"]
+        if kind == "content_block_delta" and payload["delta"]["type"] == "text_delta":
+            return (TextDelta(payload["delta"]["text"]),)  # the hot path, kept to one call
+        return _EVENT_HANDLERS.get(kind, _on_other)(state, payload)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise _malformed(exc, state.provider) from exc
 
 
 Handler = Callable[[_StreamState, Mapping[str, Any]], tuple[ProviderEvent, ...]]
@@ -355,8 +321,6 @@ def _on_block_start(state: _StreamState, payload: Mapping[str, Any]) -> tuple[Pr
 def _on_delta(state: _StreamState, payload: Mapping[str, Any]) -> tuple[ProviderEvent, ...]:
     delta = payload["delta"]
     kind = delta["type"]
-    if kind == "text_delta":
-        return (TextDelta(delta["text"]),)
     if kind == "thinking_delta":
         return (ThinkingDelta(delta["thinking"]),)
     if kind == "input_json_delta":
@@ -415,19 +379,25 @@ def _merge_usage(state: _StreamState, usage: Mapping[str, Any] | None) -> None:
         state.usage.update((key, value) for key, value in usage.items() if value is not None)
 
 
-def _process_response(payload: Mapping[str, Any], provider: str) -> list[ProviderEvent]:
+def _process_response(body: bytes, provider: str) -> list[ProviderEvent]:
     """A whole (non-streamed) message, mapped to the events a stream of it would give."""
-    if payload.get("type") == "error":
-        raise _stream_error(payload.get("error") or {}, provider)
-    events: list[ProviderEvent] = []
-    for block in payload["content"]:
-        events.extend(_map_response_block(block, provider))
-    events.append(UsageEvent(_usage(payload.get("usage") or {})))
-    events.append(_finish(payload.get("stop_reason")))
+    try:
+        payload = json.loads(body)
+        if payload.get("type") == "error":
+            raise _stream_error(payload.get("error") or {}, provider)
+        events = [
+            event
+            for block in payload["content"]
+            for event in _response_block_events(block, provider)
+        ]
+        events.append(UsageEvent(_usage(payload.get("usage") or {})))
+        events.append(_finish(payload.get("stop_reason")))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise _malformed(exc, provider) from exc
     return events
 
 
-def _map_response_block(block: Mapping[str, Any], provider: str) -> tuple[ProviderEvent, ...]:
+def _response_block_events(block: Mapping[str, Any], provider: str) -> tuple[ProviderEvent, ...]:
     kind = block["type"]
     if kind == "text":
         return (TextDelta(block["text"]),)

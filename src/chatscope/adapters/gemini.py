@@ -10,22 +10,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, assert_never
 
 import httpx
 
-from chatscope.adapters._http import error_from_response
-from chatscope.adapters._sse import iter_sse
+from chatscope.adapters._http import (
+    endpoint,
+    error_from_response,
+    is_event_stream,
+    raise_for_status,
+    translate_errors,
+)
+from chatscope.adapters._sse import sse_stream
 from chatscope.errors import (
-    ErrorCategory,
-    MissingProviderRuntimeError,
     ProviderError,
-    ProviderNetworkError,
-    QuotaExceededError,
-    RateLimitError,
     StreamProtocolError,
 )
 from chatscope.services.events import (
@@ -91,68 +91,44 @@ class GeminiProvider:
         return self._name
 
     async def stream(self, invocation: ModelInvocation) -> AsyncIterator[ProviderEvent]:
-        """Send the invocation and yield its answer as neutral events, `FinishEvent` last."""
-        url, headers, body = _request(invocation, self._name)
+        """Send the invocation and yield its answer as neutral events, `FinishEvent` last.
+
+        The answer is parsed by what the server sent, not by what was asked: an error status, an
+        event stream or one JSON body. The loops stay in this one generator because every nested
+        async generator costs a hop per event.
+        """
         secret = invocation.credentials.secret()
+        url, headers, body = _request(invocation, self._name, secret)
         async with (
-            _translated_errors(self._name, secret),
+            translate_errors(self._name, secret),
             self._client.stream("POST", url, headers=headers, json=body) as response,
         ):
-            async for event in _process_http_response(response, self._name):
+            await raise_for_status(response, self._name)
+            state = _StreamState(self._name)
+            if is_event_stream(response):
+                async with sse_stream(response) as events:
+                    async for sse in events:
+                        for event in _process_chunk(state, sse.data):
+                            yield event
+            else:
+                for event in _process_chunk(state, await response.aread()):
+                    yield event
+            for event in _finish(state):
                 yield event
 
 
-@asynccontextmanager
-async def _translated_errors(provider: str, secret: str | None) -> AsyncIterator[None]:
-    """httpx failures become typed errors, and the call's key never reaches a message.
-
-    `redact_secrets` knows the usual key shapes; a server echoing an unusual key verbatim is
-    caught here by replacing the exact secret.
-    """
-    try:
-        yield
-    except ProviderError as exc:
-        if not secret or secret not in str(exc):
-            raise
-        # Chained to the original cause, so no traceback shows the unscrubbed text.
-        raise _scrubbed(exc, secret) from exc.__cause__
-    except httpx.TimeoutException as exc:
-        message = f"request timed out ({type(exc).__name__})"
-        raise ProviderNetworkError(
-            message, provider=provider, category=ErrorCategory.TIMEOUT
-        ) from exc
-    except httpx.DecodingError as exc:
-        raise StreamProtocolError(f"undecodable response body: {exc}", provider=provider) from exc
-    except httpx.TransportError as exc:
-        message = f"connection failed ({type(exc).__name__}): {exc}"
-        raise ProviderNetworkError(message, provider=provider) from exc
-
-
-def _scrubbed(error: ProviderError, secret: str) -> ProviderError:
-    return type(error)(
-        error.provider_message.replace(secret, "[REDACTED]"),
-        provider=error.provider,
-        category=error.category,
-        status=error.status,
-        retry_after=error.retry_after,
-    )
-
-
 def _request(
-    invocation: ModelInvocation, provider: str
+    invocation: ModelInvocation, provider: str, secret: str | None
 ) -> tuple[str, dict[str, str], dict[str, Any]]:
-    if invocation.base_url is None:
-        raise MissingProviderRuntimeError(["base_url"], runtime_id=invocation.runtime_id)
     model = invocation.model.removeprefix("models/")
     streaming = invocation.model_params.get("stream", True)
     method = ":streamGenerateContent?alt=sse" if streaming else ":generateContent"
-    url = f"{invocation.base_url.rstrip('/')}/models/{model}{method}"
-    return url, _headers(invocation), _request_body(invocation, provider)
+    url = endpoint(invocation, f"/models/{model}{method}")
+    return url, _headers(secret), _request_body(invocation, provider)
 
 
-def _headers(invocation: ModelInvocation) -> dict[str, str]:
+def _headers(secret: str | None) -> dict[str, str]:
     """The key goes in a header, never in `?key=`: URLs end up in logs."""
-    secret = invocation.credentials.secret()
     return {"x-goog-api-key": secret} if secret else {}
 
 
@@ -239,48 +215,6 @@ def _signed(part: dict[str, Any], signature: str | None) -> dict[str, Any]:
     return part
 
 
-async def _process_http_response(
-    response: httpx.Response, provider: str
-) -> AsyncIterator[ProviderEvent]:
-    """Parse by what the server sent, not by what was asked: errors, SSE or one JSON body."""
-    if response.status_code >= 400:
-        body = await response.aread()
-        raise _http_error(provider, response.status_code, response.headers, body)
-    state = _StreamState(provider)
-    try:
-        if "text/event-stream" in response.headers.get("content-type", ""):
-            async for sse in iter_sse(response):
-                for event in _process_chunk(state, json.loads(sse.data)):
-                    yield event
-        else:
-            for event in _process_response(state, json.loads(await response.aread())):
-                yield event
-        for event in _finish(state):
-            yield event
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise StreamProtocolError(
-            f"malformed response ({type(exc).__name__}: {exc})", provider=provider
-        ) from exc
-
-
-def _http_error(
-    provider: str, status: int, headers: Mapping[str, str], body: bytes
-) -> ProviderError:
-    """Gemini reports per-minute limits as "exceeded your current quota" with a RetryInfo delay.
-
-    Waiting that long helps, so such a 429 is a rate limit, not an exhausted quota.
-    """
-    error = error_from_response(provider, status, headers, body)
-    if isinstance(error, QuotaExceededError) and error.retry_after is not None:
-        return RateLimitError(
-            error.provider_message,
-            provider=provider,
-            status=status,
-            retry_after=error.retry_after,
-        )
-    return error
-
-
 @dataclass(slots=True)
 class _StreamState:
     """What one response has said so far; created per call, never shared.
@@ -295,13 +229,20 @@ class _StreamState:
     response_id: str = ""
 
 
-def _process_response(state: _StreamState, payload: Any) -> list[ProviderEvent]:
-    """A whole body is one chunk, or a JSON array of them when `alt=sse` was left out."""
-    chunks = payload if isinstance(payload, list) else [payload]
-    return [event for chunk in chunks for event in _process_chunk(state, chunk)]
+def _process_chunk(state: _StreamState, data: str | bytes) -> Iterable[ProviderEvent]:
+    """One SSE payload, or a whole body: one chunk, or a JSON array of them without `alt=sse`."""
+    try:
+        payload = json.loads(data)
+        if isinstance(payload, list):
+            return [event for chunk in payload for event in _chunk_events(state, chunk)]
+        return _chunk_events(state, payload)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise StreamProtocolError(
+            f"malformed response ({type(exc).__name__}: {exc})", provider=state.provider
+        ) from exc
 
 
-def _process_chunk(state: _StreamState, chunk: Mapping[str, Any]) -> Iterable[ProviderEvent]:
+def _chunk_events(state: _StreamState, chunk: Mapping[str, Any]) -> Iterable[ProviderEvent]:
     if "error" in chunk:
         raise _chunk_error(chunk, state.provider)
     state.usage = chunk.get("usageMetadata", state.usage)
@@ -318,11 +259,16 @@ def _process_chunk(state: _StreamState, chunk: Mapping[str, Any]) -> Iterable[Pr
         )
     candidate = candidates[0]
     state.finish_reason = candidate.get("finishReason", state.finish_reason)
-    parts = (candidate.get("content") or {}).get("parts") or ()
+    content = candidate.get("content")
+    parts: list[Mapping[str, Any]] = (content.get("parts") or []) if content else []
+    if len(parts) == 1:
+        return _process_part(state, parts[0])
     return [event for part in parts for event in _process_part(state, part)]
 
 
 def _process_part(state: _StreamState, part: Mapping[str, Any]) -> tuple[ProviderEvent, ...]:
+    if len(part) == 1 and "text" in part:
+        return (TextDelta(part["text"]),)
     signature = part.get("thoughtSignature")
     if "functionCall" in part:
         return (ToolCallEvent(_tool_call(state, part["functionCall"], signature)),)
@@ -389,4 +335,4 @@ def _chunk_error(chunk: Mapping[str, Any], provider: str) -> ProviderError:
     """An error sent inside a 200 stream; its `code` is the HTTP status Gemini would have used."""
     code = chunk["error"].get("code") if isinstance(chunk["error"], dict) else None
     status = code if isinstance(code, int) else 500
-    return _http_error(provider, status, {}, json.dumps(chunk).encode())
+    return error_from_response(provider, status, {}, json.dumps(chunk).encode())

@@ -24,19 +24,21 @@ from typing import Any, assert_never
 
 import httpx
 
-from chatscope.adapters._openai_common import (
-    PendingCall,
-    auth_headers,
+from chatscope.adapters._http import (
     endpoint,
-    error_from_payload,
     is_event_stream,
     load_json,
     raise_for_status,
     read_json,
-    sse_stream,
     translate_errors,
+)
+from chatscope.adapters._openai_common import (
+    PendingCall,
+    auth_headers,
+    error_from_payload,
     wire_call_id,
 )
+from chatscope.adapters._sse import sse_stream
 from chatscope.errors import InvalidRequestError, StreamProtocolError
 from chatscope.services.events import (
     FinishEvent,
@@ -356,21 +358,25 @@ def _content_events(message: dict[str, Any], events: list[ProviderEvent], provid
     """Text, reasoning and refusal of a message or delta; refusals are shown as plain text."""
     reasoning = message.get("reasoning_content")
     if reasoning:
-        events.append(ThinkingDelta(reasoning))
+        events.append(ThinkingDelta(_string(reasoning, "reasoning_content", provider)))
     content = message.get("content")
     if content:
-        if not isinstance(content, str):
-            raise StreamProtocolError("message content is not a string", provider=provider)
-        events.append(TextDelta(content))
+        events.append(TextDelta(_string(content, "content", provider)))
     refusal = message.get("refusal")
     if refusal:
-        events.append(TextDelta(refusal))
+        events.append(TextDelta(_string(refusal, "refusal", provider)))
     for field in _UNSUPPORTED_FIELDS:
         if message.get(field):
             raise StreamProtocolError(
                 f"response carries {field!r} output, which chatscope cannot represent",
                 provider=provider,
             )
+
+
+def _string(value: Any, what: str, provider: str) -> str:
+    if not isinstance(value, str):
+        raise StreamProtocolError(f"{what} is not a string", provider=provider)
+    return value
 
 
 def _check_call_type(wire_call: dict[str, Any], provider: str) -> None:

@@ -30,19 +30,21 @@ from typing import Any, assert_never
 
 import httpx
 
-from chatscope.adapters._openai_common import (
-    PendingCall,
-    auth_headers,
+from chatscope.adapters._http import (
     endpoint,
-    error_from_payload,
     is_event_stream,
     load_json,
     raise_for_status,
     read_json,
-    sse_stream,
     translate_errors,
+)
+from chatscope.adapters._openai_common import (
+    PendingCall,
+    auth_headers,
+    error_from_payload,
     wire_call_id,
 )
+from chatscope.adapters._sse import sse_stream
 from chatscope.errors import InvalidRequestError, StreamProtocolError
 from chatscope.services.events import (
     FinishEvent,
@@ -297,8 +299,8 @@ class _ResponsesTurn:
     def __init__(self, provider: str) -> None:
         self.provider = provider
         self.calls: dict[str, PendingCall] = {}
-        # Items whose text arrived as deltas, so `output_item.done` must not repeat it.
-        self.streamed: set[str] = set()
+        # Text already streamed per item id, so `output_item.done` only adds what deltas missed.
+        self.streamed: dict[str, list[str]] = {}
         self.made_calls = False
         self.finished = False
 
@@ -306,8 +308,8 @@ class _ResponsesTurn:
         """The events of one SSE payload."""
         kind = data["type"]
         if kind == "response.output_text.delta":
-            self.streamed.add(data["item_id"])
-            return (TextDelta(data["delta"]),) if data["delta"] else _NO_EVENTS
+            delta = self._delta(data)
+            return (TextDelta(delta),) if delta else _NO_EVENTS
         handler = _HANDLERS.get(kind)
         if handler is not None:
             return handler(self, data)
@@ -322,17 +324,18 @@ class _ResponsesTurn:
 
     def on_refusal_delta(self, data: dict[str, Any]) -> Sequence[ProviderEvent]:
         """A refusal is shown to the user like any other text."""
-        self.streamed.add(data["item_id"])
-        return (TextDelta(data["delta"]),) if data["delta"] else _NO_EVENTS
+        delta = self._delta(data)
+        return (TextDelta(delta),) if delta else _NO_EVENTS
 
     def on_thinking_delta(self, data: dict[str, Any]) -> Sequence[ProviderEvent]:
         """Reasoning summary text, or raw reasoning text from servers that expose it."""
-        self.streamed.add(data["item_id"])
-        return (ThinkingDelta(data["delta"]),) if data["delta"] else _NO_EVENTS
+        delta = self._delta(data)
+        return (ThinkingDelta(delta),) if delta else _NO_EVENTS
 
     def on_summary_part(self, data: dict[str, Any]) -> Sequence[ProviderEvent]:
         """Separate summary parts the way a non-streamed summary is joined."""
         if data.get("summary_index", 0) > 0:
+            self._record(data["item_id"], _SUMMARY_SEPARATOR)
             return (ThinkingDelta(_SUMMARY_SEPARATOR),)
         return _NO_EVENTS
 
@@ -342,7 +345,7 @@ class _ResponsesTurn:
         if pending is None:
             message = "arguments for an unknown function call"
             raise StreamProtocolError(message, provider=self.provider)
-        pending.parts.append(data["delta"])
+        pending.parts.append(_string(data["delta"], "arguments delta", self.provider))
         return _NO_EVENTS
 
     def on_item_added(self, data: dict[str, Any]) -> Sequence[ProviderEvent]:
@@ -391,22 +394,41 @@ class _ResponsesTurn:
         events.append(_finish(response, self.made_calls))
         return events
 
+    def _delta(self, data: dict[str, Any]) -> str:
+        """The text of a delta event, remembered against its item."""
+        delta = _string(data["delta"], "delta", self.provider)
+        self._record(data["item_id"], delta)
+        return delta
+
+    def _record(self, item_id: str, delta: str) -> None:
+        pieces = self.streamed.get(item_id)
+        if pieces is None:
+            self.streamed[item_id] = [delta]
+        else:
+            pieces.append(delta)
+
+    def _remainder(self, item_id: str, text: str) -> str:
+        """What of an item's full text its deltas did not carry: all of it for a whole body.
+
+        Where the deltas disagree with the finished item, what was streamed stands.
+        """
+        streamed = "".join(self.streamed.pop(item_id, ()))
+        return text[len(streamed) :] if text.startswith(streamed) else ""
+
     def _message_done(self, item: dict[str, Any]) -> Sequence[ProviderEvent]:
         text = "".join(_message_part_text(part, self.provider) for part in item["content"])
-        if not text or item.get("id") in self.streamed:
-            return _NO_EVENTS
-        return (TextDelta(text),)
+        rest = self._remainder(item.get("id") or "", text)
+        return (TextDelta(rest),) if rest else _NO_EVENTS
 
     def _reasoning_done(self, item: dict[str, Any]) -> Sequence[ProviderEvent]:
-        item_id = item.get("id")
-        events: list[ProviderEvent] = []
-        if item_id not in self.streamed:
-            text = _reasoning_text(item, self.provider)
-            if text:
-                events.append(ThinkingDelta(text))
+        item_id = item.get("id") or ""
+        streamed = item_id in self.streamed
+        rest = self._remainder(item_id, _reasoning_text(item, self.provider))
+        events: list[ProviderEvent] = [ThinkingDelta(rest)] if rest else []
         encrypted = item.get("encrypted_content") or None
-        if encrypted or events or item_id in self.streamed:
-            events.append(ThinkingDelta("", signature=item_id, redacted_data=encrypted))
+        if encrypted or events or streamed:
+            # Closes the block: item id and encrypted content travel back on the next turn.
+            events.append(ThinkingDelta("", signature=item_id or None, redacted_data=encrypted))
         return events
 
     def _call_done(self, item: dict[str, Any]) -> Sequence[ProviderEvent]:
@@ -441,23 +463,29 @@ _HANDLERS: Mapping[str, _Handler] = MappingProxyType(
 def _message_part_text(part: dict[str, Any], provider: str) -> str:
     kind = part["type"]
     if kind == "output_text":
-        return str(part["text"])
+        return _string(part["text"], "output text", provider)
     if kind == "refusal":
-        return str(part["refusal"])
+        return _string(part["refusal"], "refusal", provider)
     raise StreamProtocolError(f"unsupported message content {kind!r}", provider=provider)
 
 
 def _reasoning_text(item: dict[str, Any], provider: str) -> str:
     texts = [_reasoning_part_text(part, provider) for part in item.get("summary") or ()]
     texts.extend(_reasoning_part_text(part, provider) for part in item.get("content") or ())
-    return _SUMMARY_SEPARATOR.join(text for text in texts if text)
+    return _SUMMARY_SEPARATOR.join(texts)
 
 
 def _reasoning_part_text(part: dict[str, Any], provider: str) -> str:
     kind = part["type"]
     if kind not in ("summary_text", "reasoning_text"):
         raise StreamProtocolError(f"unsupported reasoning content {kind!r}", provider=provider)
-    return str(part["text"])
+    return _string(part["text"], "reasoning text", provider)
+
+
+def _string(value: Any, what: str, provider: str) -> str:
+    if not isinstance(value, str):
+        raise StreamProtocolError(f"{what} is not a string", provider=provider)
+    return value
 
 
 def _unsupported_item(kind: Any, provider: str) -> StreamProtocolError:
