@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import assert_never
 
 from chatscope.services.events import (
@@ -21,7 +22,15 @@ __all__ = ["ResponseAssembler"]
 class ResponseAssembler:
     """Joins consecutive deltas of a kind into one block; a signature closes the block it ends."""
 
-    __slots__ = ("_blocks", "_open_kind", "_pieces", "_provider", "finish", "usage")
+    __slots__ = (
+        "_blocks",
+        "_open_kind",
+        "_pieces",
+        "_provider",
+        "finish",
+        "first_event_at",
+        "usage",
+    )
 
     def __init__(self, provider: str) -> None:
         self._provider = provider
@@ -30,9 +39,15 @@ class ResponseAssembler:
         self._open_kind: type[TextDelta] | type[ThinkingDelta] | None = None
         self.usage = Usage()
         self.finish: FinishEvent | None = None
+        self.first_event_at: float | None = None
 
     def add(self, event: ProviderEvent) -> None:
         """Take one event of the stream."""
+        if self.first_event_at is None:
+            self.first_event_at = time.perf_counter()
+        if type(event) is TextDelta and self._open_kind is TextDelta and not event.signature:
+            self._pieces.append(event.text)  # the hot path: one more piece of the same text
+            return
         match event:
             case TextDelta() | ThinkingDelta():
                 self._add_delta(event)

@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from chatscope.services.assembly import ResponseAssembler
 from chatscope.services.auth import AuthResolver
 from chatscope.services.events import (
     ChatEvent,
     CompletedTurn,
-    FinishEvent,
     FinishReason,
     ToolResultEvent,
     TurnDone,
@@ -26,6 +25,7 @@ from chatscope.services.invocation import ModelInvocation
 from chatscope.services.messages import Message, Role, ToolCallBlock, ToolResultBlock, Usage
 from chatscope.services.retry import RetryNotice, RetryPolicy, stream_with_retry
 from chatscope.services.runtime import AgentRuntimeContext
+from chatscope.services.telemetry import RuntimeTelemetry
 
 __all__ = ["ChatSession"]
 
@@ -51,7 +51,7 @@ class ChatSession:
         self._auth = auth_resolver
         self._retry = retry_policy
         self._max_turns = max_turns
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._rng = rng
         self._sleep = sleep
         self._lock = asyncio.Lock()
 
@@ -73,8 +73,20 @@ class ChatSession:
             turn = _Turn(Message.user(text))
             for _ in range(self._max_turns):
                 assembler = ResponseAssembler(self._context.state.provider)
-                async for event in self._call_model(turn.messages, assembler):
-                    yield event
+                invocation = await self._invocation(turn.messages)
+                with _CallTelemetry(self._context.telemetry, invocation, assembler) as call:
+                    async for event in stream_with_retry(
+                        self._context.provider.get_active_provider(),
+                        invocation,
+                        self._retry,
+                        rng=self._rng,
+                        sleep=self._sleep,
+                        on_retry=call.retrying,
+                        on_attempt=call.attempting,
+                    ):
+                        assembler.add(event)
+                        if not isinstance(event, FinishEvent):
+                            yield event
                 reply = turn.add_reply(assembler)
                 if not reply.tool_calls:
                     break
@@ -86,30 +98,6 @@ class ChatSession:
                 turn.finish = FinishReason.MAX_TURNS
             await self._context.history.append_turn(turn.messages, usage=turn.last_usage)
             yield TurnDone(turn.completed())
-
-    async def _call_model(
-        self, pending: list[Message], assembler: ResponseAssembler
-    ) -> AsyncIterator[ChatEvent]:
-        invocation = await self._invocation(pending)
-        call = _CallTelemetry(self._context, len(invocation.history), len(invocation.tools))
-        try:
-            async for event in stream_with_retry(
-                self._context.provider.get_active_provider(),
-                invocation,
-                self._retry,
-                rng=self._rng,
-                sleep=self._sleep,
-                on_retry=call.retrying,
-                on_attempt=call.attempting,
-            ):
-                call.saw_output()
-                assembler.add(event)
-                if not isinstance(event, FinishEvent):
-                    yield event
-        except Exception as exc:
-            call.failed(exc)
-            raise
-        call.completed(assembler)
 
     async def _invocation(self, pending: list[Message]) -> ModelInvocation:
         context, state = self._context, self._context.state
@@ -181,43 +169,53 @@ class _Turn:
 
 
 class _CallTelemetry:
-    """Times one model call (all its attempts) and reports it through the scope's telemetry."""
+    """Reports one model call (all its attempts) through the scope's telemetry.
 
-    __slots__ = ("_attempt", "_first_output", "_started", "_telemetry")
+    Entered around the streaming of one call: `api_request` on entry, then `api_response` with
+    usage, finish reason, duration and time to first token, or `api_error` if it failed. A
+    call abandoned by its caller (cancelled, stream closed) is neither.
+    """
 
-    def __init__(self, context: AgentRuntimeContext, message_count: int, tool_count: int) -> None:
-        self._telemetry = context.telemetry
+    __slots__ = ("_assembler", "_attempt", "_started", "_telemetry")
+
+    def __init__(
+        self, telemetry: RuntimeTelemetry, invocation: ModelInvocation, assembler: ResponseAssembler
+    ) -> None:
+        self._telemetry = telemetry
+        self._assembler = assembler
         self._attempt = 1
         self._started = time.perf_counter()
-        self._first_output: float | None = None
-        self._telemetry.api_request(message_count=message_count, tool_count=tool_count)
+        telemetry.api_request(
+            message_count=len(invocation.history), tool_count=len(invocation.tools)
+        )
+
+    def __enter__(self) -> _CallTelemetry:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _: object
+    ) -> None:
+        elapsed_ms = (time.perf_counter() - self._started) * 1000
+        if error is None:
+            self._completed(elapsed_ms)
+        elif isinstance(error, Exception):
+            self._telemetry.api_error(duration_ms=elapsed_ms, error=error, attempt=self._attempt)
 
     def attempting(self, attempt: int) -> None:
         self._attempt = attempt
 
     def retrying(self, notice: RetryNotice) -> None:
+        elapsed_ms = (time.perf_counter() - self._started) * 1000
         self._telemetry.api_error(
-            duration_ms=self._elapsed_ms(), error=notice.error, attempt=notice.attempt
+            duration_ms=elapsed_ms, error=notice.error, attempt=notice.attempt
         )
 
-    def saw_output(self) -> None:
-        if self._first_output is None:
-            self._first_output = time.perf_counter()
-
-    def failed(self, error: BaseException) -> None:
-        self._telemetry.api_error(
-            duration_ms=self._elapsed_ms(), error=error, attempt=self._attempt
-        )
-
-    def completed(self, assembler: ResponseAssembler) -> None:
-        first = self._first_output
+    def _completed(self, elapsed_ms: float) -> None:
+        first = self._assembler.first_event_at
         self._telemetry.api_response(
-            duration_ms=self._elapsed_ms(),
-            usage=assembler.usage,
-            finish_reason=str(assembler.finish_reason),
+            duration_ms=elapsed_ms,
+            usage=self._assembler.usage,
+            finish_reason=str(self._assembler.finish_reason),
             attempt=self._attempt,
             time_to_first_token_ms=(first - self._started) * 1000 if first else None,
         )
-
-    def _elapsed_ms(self) -> float:
-        return (time.perf_counter() - self._started) * 1000

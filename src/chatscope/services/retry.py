@@ -134,7 +134,7 @@ async def stream_with_retry(
     invocation: ModelInvocation,
     policy: RetryPolicy,
     *,
-    rng: random.Random,
+    rng: random.Random | None = None,
     sleep: Sleep = asyncio.sleep,
     on_retry: Callable[[RetryNotice], None] | None = None,
     on_attempt: Callable[[int], None] | None = None,
@@ -142,7 +142,8 @@ async def stream_with_retry(
     """Stream `provider.stream(invocation)`, retrying transient failures before any output.
 
     `on_attempt(n)` runs at the start of every attempt (1-based), so the last call names the
-    attempt whose events the caller got. Close this generator (`contextlib.aclosing`) when
+    attempt whose events the caller got. `rng` draws the jitter (a fresh one is made on the
+    first retry when none is given). Close this generator (`contextlib.aclosing`) when
     stopping early: that closes the provider's stream, and with it its connection.
     """
     events, first = await _open_with_retry(
@@ -153,8 +154,16 @@ async def stream_with_retry(
             return
         yield first
         with _IdleWatchdog(policy.idle_timeout, invocation.provider) as watchdog:
-            while (event := await watchdog.next(events)) is not None:
-                yield event
+            try:
+                watchdog.waiting()
+                async for event in events:
+                    watchdog.holding()
+                    yield event
+                    watchdog.waiting()
+            except asyncio.CancelledError as exc:
+                if not watchdog.fired_on_us():
+                    raise
+                raise watchdog.timeout_error() from exc
     finally:
         await _close(events)
 
@@ -164,7 +173,7 @@ async def _open_with_retry(
     invocation: ModelInvocation,
     policy: RetryPolicy,
     *,
-    rng: random.Random,
+    rng: random.Random | None,
     sleep: Sleep,
     on_retry: Callable[[RetryNotice], None] | None,
     on_attempt: Callable[[int], None] | None,
@@ -184,6 +193,7 @@ async def _open_with_retry(
             await _close(events)
             if not should_retry(error, attempt, policy, output_started=False):
                 raise
+            rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
             delay = policy.delay_for(attempt, error, rng)
             if on_retry is not None:
                 on_retry(RetryNotice(attempt, error, delay))
@@ -238,17 +248,21 @@ class _IdleWatchdog:
         if self._handle is not None:
             self._handle.cancel()
 
-    async def next(self, events: AsyncIterator[ProviderEvent]) -> ProviderEvent | None:
-        """The next event, or None at the end; waiting too long is a TIMEOUT provider error."""
+    def waiting(self) -> None:
+        """The clock runs: we are waiting for the provider."""
         self._waiting_since = self._loop.time()
-        try:
-            return await anext(events, None)
-        except asyncio.CancelledError as exc:
-            if not self._fired or self._task is None or self._task.uncancel():
-                raise
-            raise _timeout_error("next event", self._seconds, self._provider) from exc
-        finally:
-            self._waiting_since = None
+
+    def holding(self) -> None:
+        """The clock stops: an event is on its way to the caller."""
+        self._waiting_since = None
+
+    def fired_on_us(self) -> bool:
+        """Whether a cancellation is the watchdog's own; if so it is withdrawn from the task."""
+        return self._fired and self._task is not None and self._task.uncancel() == 0
+
+    def timeout_error(self) -> ProviderNetworkError:
+        """The error that replaces the watchdog's cancellation."""
+        return _timeout_error("next event", self._seconds, self._provider)
 
     def _check(self) -> None:
         assert self._seconds is not None  # noqa: S101 - only scheduled with a timeout
