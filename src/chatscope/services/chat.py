@@ -17,6 +17,7 @@ from chatscope.services.auth import AuthResolver
 from chatscope.services.events import (
     ChatEvent,
     CompletedTurn,
+    FinishEvent,
     FinishReason,
     ToolResultEvent,
     TurnDone,
