@@ -95,11 +95,16 @@ async def measure(url: str, turns: int, rounds: int) -> dict[str, float]:
         app = ApplicationContainer(settings=settings, environ={})
         await app.init_resources()  # type: ignore[misc]
         async with httpx.AsyncClient() as client:
-            raw, ours = (lambda: raw_turn(client, url)), chatscope_turns(app, 51 + turns * rounds)
+
+            async def raw() -> str:
+                return await raw_turn(client, url)
+
+            ours = chatscope_turns(app, 51 + turns * rounds)
             assert await raw() == await ours()
             await cpu_us_per_turn(raw, 50)
             await cpu_us_per_turn(ours, 50)
-            raw_samples, our_samples = [], []
+            raw_samples: list[float] = []
+            our_samples: list[float] = []
             for _ in range(rounds):
                 raw_samples.append(await cpu_us_per_turn(raw, turns))
                 our_samples.append(await cpu_us_per_turn(ours, turns))

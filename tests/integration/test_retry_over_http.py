@@ -24,7 +24,7 @@ from tests.support.replay_server import ReplayServer, ScriptedResponse, replay_s
 
 SSE_BODY = b"data: hello\n\ndata: world\n\n"
 STREAMED = [TextDelta("hello"), TextDelta("world"), FinishEvent(FinishReason.STOP)]
-FAST = RetryPolicy(initial_delay=0.001, max_delay=0.01, first_byte_timeout=5.0, idle_timeout=5.0)
+FAST = RetryPolicy(initial_delay=0.001, max_delay=0.01, first_byte_timeout=5.0)
 
 
 class SSEProvider:
@@ -158,7 +158,7 @@ async def test_slow_first_byte_is_retried_then_succeeds(
     slow = ScriptedResponse.sse(SSE_BODY, first_byte_delay=1.0)
     server.enqueue(slow, ScriptedResponse.sse(SSE_BODY))
     notices: list[RetryNotice] = []
-    policy = RetryPolicy(initial_delay=0.001, first_byte_timeout=0.2, idle_timeout=5.0)
+    policy = RetryPolicy(initial_delay=0.001, first_byte_timeout=0.2)
     assert await collect(client, server, policy, notices=notices) == STREAMED
     assert [notice.error.category for notice in notices] == [ErrorCategory.TIMEOUT]
     assert len(server.requests) == 2
@@ -173,5 +173,20 @@ async def test_connection_dropped_after_output_is_raised_not_retried(
     with pytest.raises(ProviderNetworkError) as raised:
         await collect(client, server, received=received)
     assert raised.value.category == ErrorCategory.NETWORK
+    assert received == [TextDelta("hello")]
+    assert len(server.requests) == 1
+
+
+async def test_a_stream_idle_past_the_read_timeout_fails_as_timeout_not_retried(
+    server: ReplayServer,
+) -> None:
+    """A stream that stalls after output hits the transport's idle (read) timeout, unretried."""
+    server.enqueue(ScriptedResponse.sse(SSE_BODY, chunk_delay=1.0), ScriptedResponse.sse(SSE_BODY))
+    received: list[ProviderEvent] = []
+    timeouts = httpx.Timeout(5.0, read=0.2)
+    async with httpx.AsyncClient(trust_env=False, timeout=timeouts) as idle_client:
+        with pytest.raises(ProviderNetworkError) as raised:
+            await collect(idle_client, server, received=received)
+    assert raised.value.category == ErrorCategory.TIMEOUT
     assert received == [TextDelta("hello")]
     assert len(server.requests) == 1

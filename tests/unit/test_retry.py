@@ -28,7 +28,13 @@ from chatscope.errors import (
 from chatscope.services.events import FinishEvent, FinishReason, ProviderEvent, TextDelta
 from chatscope.services.invocation import Credentials, ModelInvocation
 from chatscope.services.messages import Message
-from chatscope.services.retry import RetryNotice, RetryPolicy, should_retry, stream_with_retry
+from chatscope.services.retry import (
+    RetryNotice,
+    RetryPolicy,
+    open_stream,
+    should_retry,
+    stream_with_retry,
+)
 
 RETRYABLE = frozenset(
     {
@@ -149,7 +155,6 @@ async def consume(
     *,
     rng: random.Random | None = None,
     on_retry: Callable[[RetryNotice], None] | None = None,
-    on_attempt: Callable[[int], None] | None = None,
     received: list[ProviderEvent] | None = None,
 ) -> list[ProviderEvent]:
     """Drain `stream_with_retry`, appending to `received` so a test sees events before a raise."""
@@ -161,7 +166,6 @@ async def consume(
         rng=rng or seeded(),
         sleep=sleep or RecordingSleep(),
         on_retry=on_retry,
-        on_attempt=on_attempt,
     )
     async with aclosing(stream):
         async for event in stream:
@@ -295,18 +299,6 @@ async def test_first_byte_timeout_is_retried_then_succeeds() -> None:
     assert (provider.calls, provider.closed) == (2, 2)
 
 
-async def test_idle_timeout_after_output_is_raised_as_timeout() -> None:
-    """A stall between events after output is a TIMEOUT ProviderNetworkError, not retried."""
-    events = (TextDelta("a"), TextDelta("b"))
-    provider = ScriptedProvider(Attempt(events=events, gap_delay=SLOW))
-    received: list[ProviderEvent] = []
-    with pytest.raises(ProviderNetworkError) as raised:
-        await consume(provider, RetryPolicy(idle_timeout=0.01), received=received)
-    assert raised.value.category == ErrorCategory.TIMEOUT
-    assert received == [TextDelta("a")]
-    assert (provider.calls, provider.closed) == (1, 1)
-
-
 async def test_provider_own_timeout_error_is_not_reworded() -> None:
     """A builtin TimeoutError raised by the provider itself is not mistaken for our deadline."""
     provider = failing_then_ok(TimeoutError("socket"))
@@ -361,14 +353,16 @@ async def test_breaking_out_early_closes_the_provider_stream() -> None:
     assert (provider.closed, provider.finished) == (1, 0)
 
 
-async def test_on_retry_and_on_attempt_report_the_right_numbers() -> None:
-    """on_attempt sees 1, 2, 3; on_retry sees failed attempts 1 and 2 with the slept delays."""
+async def test_on_retry_and_the_opened_attempt_report_the_right_numbers() -> None:
+    """on_retry sees failed attempts 1 and 2 with the slept delays; attempt 3 is the one opened."""
     errors = (server_error(), rate_limited(retry_after=2.0))
     provider, sleep = failing_then_ok(*errors), RecordingSleep()
-    attempts: list[int] = []
     notices: list[RetryNotice] = []
-    await consume(provider, POLICY, sleep, on_retry=notices.append, on_attempt=attempts.append)
-    assert attempts == [1, 2, 3]
+    opened = await open_stream(
+        provider, invocation(), POLICY, rng=seeded(), sleep=sleep, on_retry=notices.append
+    )
+    await opened.aclose()
+    assert opened.attempt == 3
     assert [(n.attempt, n.error) for n in notices] == [(1, errors[0]), (2, errors[1])]
     assert [n.delay for n in notices] == sleep.delays
     assert sleep.delays[1] == 2.0
@@ -386,15 +380,15 @@ async def test_every_attempt_gets_the_same_invocation() -> None:
 
 
 def test_default_policy_matches_the_documented_values() -> None:
-    """The defaults are 6 attempts, 5 s doubling to 30 s, ±30 %, 300 s server cap, 60 s timeouts."""
-    assert RetryPolicy() == RetryPolicy(6, 5.0, 2.0, 30.0, 0.3, 300.0, 60.0, 60.0)
+    """Defaults: 6 attempts, 5 s doubling to 30 s, ±30 %, 300 s server cap, 60 s first byte."""
+    assert RetryPolicy() == RetryPolicy(6, 5.0, 2.0, 30.0, 0.3, 300.0, 60.0)
 
 
-async def test_disabled_timeouts_wait_as_long_as_the_provider_needs() -> None:
-    """With both timeouts None, slow first and later events are waited for, not cut off."""
+async def test_disabled_timeout_waits_as_long_as_the_provider_needs() -> None:
+    """With no first-byte timeout, slow first and later events are waited for, not cut off."""
     events = (TextDelta("a"), TextDelta("b"))
     provider = ScriptedProvider(Attempt(events=events, first_delay=0.05, gap_delay=0.05))
-    policy = RetryPolicy(max_attempts=1, first_byte_timeout=None, idle_timeout=None)
+    policy = RetryPolicy(max_attempts=1, first_byte_timeout=None)
     assert await consume(provider, policy) == list(events)
 
 
@@ -542,7 +536,6 @@ INVALID_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "jitter": st.floats(min_value=1.0) | st.floats(max_value=-1e-9),
     "max_server_delay": st.floats(max_value=0.0),
     "first_byte_timeout": st.floats(max_value=0.0) | st.just(float("inf")),
-    "idle_timeout": st.floats(max_value=0.0),
 }
 
 
@@ -667,18 +660,14 @@ async def test_events_come_from_one_attempt_without_loss_or_duplicates(
 
 @stream_settings
 @given(script=scripts, policy=policies, rng=st.randoms(use_true_random=False))
-async def test_callbacks_report_every_attempt_and_every_wait(
+async def test_on_retry_reports_every_failed_attempt_and_wait(
     script: list[Failure], policy: RetryPolicy, rng: random.Random
 ) -> None:
-    """on_attempt sees 1..n, on_retry sees 1..n-1 with exactly the delays that were slept."""
+    """on_retry sees attempts 1..n-1 with exactly the delays that were slept."""
     provider, sleep = script_provider(script, 1), RecordingSleep()
-    attempts: list[int] = []
     notices: list[RetryNotice] = []
     with suppress(ProviderError):
-        await consume(
-            provider, policy, sleep, rng=rng, on_retry=notices.append, on_attempt=attempts.append
-        )
-    assert attempts == list(range(1, provider.calls + 1))
+        await consume(provider, policy, sleep, rng=rng, on_retry=notices.append)
     assert [notice.attempt for notice in notices] == list(range(1, provider.calls))
     assert [notice.delay for notice in notices] == sleep.delays
 

@@ -56,7 +56,7 @@ def configure_logging(
             logging.getLevelNamesMapping()[level.upper()]
         ),
         logger_factory=structlog.PrintLoggerFactory(output),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=True,
     )
     yield
     structlog.reset_defaults()

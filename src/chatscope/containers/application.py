@@ -46,7 +46,6 @@ class ApplicationContainer(containers.DeclarativeContainer):
         jitter=settings.provided.retry.jitter,
         max_server_delay=settings.provided.retry.max_server_delay,
         first_byte_timeout=settings.provided.http.first_byte_timeout,
-        idle_timeout=settings.provided.http.idle_stream_timeout,
     )
 
     runtime = providers.Container(

@@ -24,7 +24,7 @@ from chatscope.services.events import (
 )
 from chatscope.services.invocation import ModelInvocation
 from chatscope.services.messages import Message, Role, ToolCallBlock, ToolResultBlock, Usage
-from chatscope.services.retry import RetryNotice, RetryPolicy, stream_with_retry
+from chatscope.services.retry import RetryNotice, RetryPolicy, open_stream
 from chatscope.services.runtime import AgentRuntimeContext
 from chatscope.services.telemetry import RuntimeTelemetry
 
@@ -76,18 +76,27 @@ class ChatSession:
                 assembler = ResponseAssembler(self._context.state.provider)
                 invocation = await self._invocation(turn.messages)
                 with _CallTelemetry(self._context.telemetry, invocation, assembler) as call:
-                    async for event in stream_with_retry(
+                    opened = await open_stream(
                         self._context.provider.get_active_provider(),
                         invocation,
                         self._retry,
                         rng=self._rng,
                         sleep=self._sleep,
                         on_retry=call.retrying,
-                        on_attempt=call.attempting,
-                    ):
-                        assembler.add(event)
-                        if not isinstance(event, FinishEvent):
-                            yield event
+                    )
+                    try:
+                        # The first event, then the rest straight from the provider: no layer
+                        # in between, since this loop runs once per streamed token.
+                        if opened.first is not None:
+                            assembler.add(opened.first)
+                            if not isinstance(opened.first, FinishEvent):
+                                yield opened.first
+                            async for event in opened.rest:
+                                assembler.add(event)
+                                if not isinstance(event, FinishEvent):
+                                    yield event
+                    finally:
+                        await opened.aclose()
                 reply = turn.add_reply(assembler)
                 if not reply.tool_calls:
                     break
@@ -177,14 +186,14 @@ class _CallTelemetry:
     call abandoned by its caller (cancelled, stream closed) is neither.
     """
 
-    __slots__ = ("_assembler", "_attempt", "_started", "_telemetry")
+    __slots__ = ("_assembler", "_started", "_telemetry", "attempt")
 
     def __init__(
         self, telemetry: RuntimeTelemetry, invocation: ModelInvocation, assembler: ResponseAssembler
     ) -> None:
         self._telemetry = telemetry
         self._assembler = assembler
-        self._attempt = 1
+        self.attempt = 1
         self._started = time.perf_counter()
         telemetry.api_request(
             message_count=len(invocation.history), tool_count=len(invocation.tools)
@@ -200,12 +209,10 @@ class _CallTelemetry:
         if error is None:
             self._completed(elapsed_ms)
         elif isinstance(error, Exception):
-            self._telemetry.api_error(duration_ms=elapsed_ms, error=error, attempt=self._attempt)
-
-    def attempting(self, attempt: int) -> None:
-        self._attempt = attempt
+            self._telemetry.api_error(duration_ms=elapsed_ms, error=error, attempt=self.attempt)
 
     def retrying(self, notice: RetryNotice) -> None:
+        self.attempt = notice.attempt + 1
         elapsed_ms = (time.perf_counter() - self._started) * 1000
         self._telemetry.api_error(
             duration_ms=elapsed_ms, error=notice.error, attempt=notice.attempt
@@ -217,6 +224,6 @@ class _CallTelemetry:
             duration_ms=elapsed_ms,
             usage=self._assembler.usage,
             finish_reason=str(self._assembler.finish_reason),
-            attempt=self._attempt,
+            attempt=self.attempt,
             time_to_first_token_ms=(first - self._started) * 1000 if first else None,
         )

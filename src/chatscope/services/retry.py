@@ -1,9 +1,13 @@
-"""Retries and stream timeouts around any provider's streamed call.
+"""Retries and the first-byte timeout around any provider's streamed call.
 
 A call is retried only while nothing of its response has reached the caller: once an event is
 yielded, trying again would duplicate output, so a later failure is raised as it is. The layer is
 provider-neutral because adapters already turn every wire failure into a `ProviderError` whose
 category says whether a retry can help.
+
+The idle timeout between events is not kept here but by the transport (the HTTP client's read
+timeout, `http.idle_stream_timeout`): it counts bytes, so the keep-alive pings a provider sends
+while a model thinks for minutes keep a healthy stream open, while a dead one still times out.
 """
 
 from __future__ import annotations
@@ -20,7 +24,15 @@ from chatscope.services.events import ProviderEvent
 from chatscope.services.invocation import ModelInvocation
 from chatscope.services.ports import ModelProvider
 
-__all__ = ["RetryNotice", "RetryPolicy", "Sleep", "should_retry", "stream_with_retry"]
+__all__ = [
+    "OpenedStream",
+    "RetryNotice",
+    "RetryPolicy",
+    "Sleep",
+    "open_stream",
+    "should_retry",
+    "stream_with_retry",
+]
 
 Sleep = Callable[[float], Awaitable[None]]
 """How the layer waits between attempts; tests pass a recorder that returns at once."""
@@ -45,7 +57,6 @@ class RetryPolicy:
     jitter: float = 0.3
     max_server_delay: float = 300.0
     first_byte_timeout: float | None = 60.0
-    idle_timeout: float | None = 60.0
 
     def __post_init__(self) -> None:
         attempts = self.max_attempts
@@ -53,9 +64,12 @@ class RetryPolicy:
             _invalid("max_attempts", attempts, "an integer of at least 1")
         for name in ("initial_delay", "max_delay", "max_server_delay"):
             _require_positive(name, getattr(self, name), "a positive, finite number of seconds")
-        for name in ("first_byte_timeout", "idle_timeout"):
-            if getattr(self, name) is not None:
-                _require_positive(name, getattr(self, name), "a positive number of seconds or None")
+        if self.first_byte_timeout is not None:
+            _require_positive(
+                "first_byte_timeout",
+                self.first_byte_timeout,
+                "a positive number of seconds or None",
+            )
         if not (_is_number(self.multiplier) and 1.0 <= self.multiplier < math.inf):
             _invalid("multiplier", self.multiplier, "a finite number of at least 1")
         if not (_is_number(self.jitter) and 0.0 <= self.jitter < 1.0):
@@ -129,7 +143,24 @@ def should_retry(
     return error.retryable and error.status not in _NEVER_RETRIED_STATUSES
 
 
-async def stream_with_retry(
+@dataclass(frozen=True, slots=True)
+class OpenedStream:
+    """A provider stream past its first event (or ended empty): retrying is over for it.
+
+    The caller handles `first`, then iterates `rest` directly (no wrapping layer per event), and
+    must `aclose` it however it stops.
+    """
+
+    first: ProviderEvent | None
+    rest: AsyncIterator[ProviderEvent]
+    attempt: int
+
+    async def aclose(self) -> None:
+        """Close the provider's stream, and with it its connection."""
+        await _close(self.rest)
+
+
+async def open_stream(
     provider: ModelProvider,
     invocation: ModelInvocation,
     policy: RetryPolicy,
@@ -137,55 +168,14 @@ async def stream_with_retry(
     rng: random.Random | None = None,
     sleep: Sleep = asyncio.sleep,
     on_retry: Callable[[RetryNotice], None] | None = None,
-    on_attempt: Callable[[int], None] | None = None,
-) -> AsyncGenerator[ProviderEvent, None]:
-    """Stream `provider.stream(invocation)`, retrying transient failures before any output.
+) -> OpenedStream:
+    """Attempt the call until one attempt yields its first event (or ends empty).
 
-    `on_attempt(n)` runs at the start of every attempt (1-based), so the last call names the
-    attempt whose events the caller got. `rng` draws the jitter (a fresh one is made on the
-    first retry when none is given). Close this generator (`contextlib.aclosing`) when
-    stopping early: that closes the provider's stream, and with it its connection.
-    """
-    events, first = await _open_with_retry(
-        provider, invocation, policy, rng=rng, sleep=sleep, on_retry=on_retry, on_attempt=on_attempt
-    )
-    try:
-        if first is None:
-            return
-        yield first
-        with _IdleWatchdog(policy.idle_timeout, invocation.provider) as watchdog:
-            try:
-                watchdog.waiting()
-                async for event in events:
-                    watchdog.holding()
-                    yield event
-                    watchdog.waiting()
-            except asyncio.CancelledError as exc:
-                if not watchdog.fired_on_us():
-                    raise
-                raise watchdog.timeout_error() from exc
-    finally:
-        await _close(events)
-
-
-async def _open_with_retry(
-    provider: ModelProvider,
-    invocation: ModelInvocation,
-    policy: RetryPolicy,
-    *,
-    rng: random.Random | None,
-    sleep: Sleep,
-    on_retry: Callable[[RetryNotice], None] | None,
-    on_attempt: Callable[[int], None] | None,
-) -> tuple[AsyncIterator[ProviderEvent], ProviderEvent | None]:
-    """Attempts until one yields its first event (or ends empty); that attempt's stream stays open.
-
-    Only here is anything retried: nothing has reached the caller yet.
+    Failures before that are retried by the policy; `rng` draws the jitter (a fresh one is made
+    on the first retry when none is given).
     """
     attempt = 1
     while True:
-        if on_attempt is not None:
-            on_attempt(attempt)
         events = provider.stream(invocation)
         try:
             first = await _first_event(events, policy.first_byte_timeout, invocation.provider)
@@ -203,7 +193,33 @@ async def _open_with_retry(
         except BaseException:
             await _close(events)
             raise
-        return events, first
+        return OpenedStream(first, events, attempt)
+
+
+async def stream_with_retry(
+    provider: ModelProvider,
+    invocation: ModelInvocation,
+    policy: RetryPolicy,
+    *,
+    rng: random.Random | None = None,
+    sleep: Sleep = asyncio.sleep,
+    on_retry: Callable[[RetryNotice], None] | None = None,
+) -> AsyncGenerator[ProviderEvent, None]:
+    """`open_stream`, then every event of the attempt that got through, as one iterator.
+
+    Close it (`contextlib.aclosing`) when stopping early: that closes the provider's stream.
+    """
+    opened = await open_stream(
+        provider, invocation, policy, rng=rng, sleep=sleep, on_retry=on_retry
+    )
+    try:
+        if opened.first is None:
+            return
+        yield opened.first
+        async for event in opened.rest:
+            yield event
+    finally:
+        await opened.aclose()
 
 
 async def _first_event(
@@ -217,71 +233,11 @@ async def _first_event(
     except TimeoutError as exc:
         if not deadline.expired():
             raise
-        raise _timeout_error("first event", seconds, provider) from exc
-
-
-class _IdleWatchdog:
-    """The idle timeout: one timer for the whole stream instead of a timeout context per event.
-
-    A context per event cost more than parsing the event. The clock only runs while we wait for
-    the provider; while the caller holds an event it is stopped, so the caller's own work is
-    never cancelled.
-    """
-
-    __slots__ = ("_fired", "_handle", "_loop", "_provider", "_seconds", "_task", "_waiting_since")
-
-    def __init__(self, seconds: float | None, provider: str) -> None:
-        self._seconds = seconds
-        self._provider = provider
-        self._loop = asyncio.get_running_loop()
-        self._task = asyncio.current_task()
-        self._waiting_since: float | None = None
-        self._handle: asyncio.TimerHandle | None = None
-        self._fired = False
-
-    def __enter__(self) -> _IdleWatchdog:
-        if self._seconds is not None:
-            self._handle = self._loop.call_later(self._seconds, self._check)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-
-    def waiting(self) -> None:
-        """The clock runs: we are waiting for the provider."""
-        self._waiting_since = self._loop.time()
-
-    def holding(self) -> None:
-        """The clock stops: an event is on its way to the caller."""
-        self._waiting_since = None
-
-    def fired_on_us(self) -> bool:
-        """Whether a cancellation is the watchdog's own; if so it is withdrawn from the task."""
-        return self._fired and self._task is not None and self._task.uncancel() == 0
-
-    def timeout_error(self) -> ProviderNetworkError:
-        """The error that replaces the watchdog's cancellation."""
-        return _timeout_error("next event", self._seconds, self._provider)
-
-    def _check(self) -> None:
-        assert self._seconds is not None  # noqa: S101 - only scheduled with a timeout
-        now, since = self._loop.time(), self._waiting_since
-        if since is not None and now - since >= self._seconds:
-            self._fired = True
-            if self._task is not None:
-                self._task.cancel()
-            return
-        start = since if since is not None else now
-        self._handle = self._loop.call_at(start + self._seconds, self._check)
-
-
-def _timeout_error(phase: str, seconds: float | None, provider: str) -> ProviderNetworkError:
-    return ProviderNetworkError(
-        f"no {phase} from the provider within {seconds:g}s",
-        provider=provider,
-        category=ErrorCategory.TIMEOUT,
-    )
+        raise ProviderNetworkError(
+            f"no first event from the provider within {seconds:g}s",
+            provider=provider,
+            category=ErrorCategory.TIMEOUT,
+        ) from exc
 
 
 async def _close(events: AsyncIterator[ProviderEvent]) -> None:
