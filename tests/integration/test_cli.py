@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 
 from tests.support.replay_server import ScriptedResponse, replay_server
+from tests.support.streams import minimal_stream
 
 
 def _run(
     *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("CHATSCOPE_", "OPENAI_"))}
+    own = ("CHATSCOPE_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "GOOGLE_")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(own)}
     return subprocess.run(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "chatscope", *args],
         cwd=cwd,
@@ -87,34 +89,36 @@ def test_errors_are_one_line_without_traceback(
     assert expected in line
 
 
-def test_chat_against_a_local_openai_compatible_server(tmp_path: Path) -> None:
-    """`--provider openai --base-url` talks to a local server with the configured key."""
-    body = (
-        b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":"Hi from"},'
-        b'"finish_reason":null}]}\n\n'
-        b'data: {"choices":[{"index":0,"delta":{"content":" local"},"finish_reason":"stop"}]}\n\n'
-        b'data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3}}\n\n'
-        b"data: [DONE]\n\n"
-    )
-    with replay_server(ScriptedResponse.sse(body)) as server:
+@pytest.mark.parametrize(
+    ("provider", "suffix", "key_variable", "key_header", "path"),
+    [
+        ("openai", "/v1", "OPENAI_API_KEY", "authorization", "/v1/chat/completions"),
+        ("anthropic", "", "ANTHROPIC_API_KEY", "x-api-key", "/v1/messages"),
+        (
+            "gemini",
+            "/v1beta",
+            "GEMINI_API_KEY",
+            "x-goog-api-key",
+            "/v1beta/models/local-model:streamGenerateContent?alt=sse",
+        ),
+    ],
+)
+def test_chat_against_a_local_server(
+    tmp_path: Path, provider: str, suffix: str, key_variable: str, key_header: str, path: str
+) -> None:
+    """`--provider X --base-url` talks to a local server with the key from X's variable."""
+    with replay_server(ScriptedResponse.sse(minimal_stream(provider, "Hi from local"))) as server:
         result = _run(
-            "chat",
-            "hello",
-            "--provider",
-            "openai",
-            "--model",
-            "local-model",
-            "--base-url",
-            f"{server.url}/v1",
-            "--json",
-            cwd=tmp_path,
-            env={"OPENAI_API_KEY": "sk-local-test-key-1"},
-        )
+            "chat", "hello", "--provider", provider, "--model", "local-model",
+            "--base-url", f"{server.url}{suffix}", "--json",
+            cwd=tmp_path, env={key_variable: "sk-local-test-key-1"},
+        )  # fmt: skip
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert (document["text"], document["model"]) == ("Hi from local", "local-model")
-    assert document["usage"] == {"input_tokens": 7, "output_tokens": 3}
+    assert (document["provider"], document["finish_reason"]) == (provider, "stop")
+    assert document["usage"] == {"input_tokens": 3, "output_tokens": 2}
     [request] = server.requests
-    assert request.path == "/v1/chat/completions"
-    assert request.headers["authorization"] == "Bearer sk-local-test-key-1"
-    assert request.json()["model"] == "local-model"
+    assert request.path == path
+    assert request.headers[key_header].removeprefix("Bearer ") == "sk-local-test-key-1"
+    assert "sk-local-test-key-1" not in result.stderr + result.stdout

@@ -98,6 +98,12 @@ class ReplayServer:
         with self._lock:
             self._queue.extend(responses)
 
+    def reset(self) -> None:
+        """Forget recorded requests and queued responses (for a server shared by tests)."""
+        with self._lock:
+            self.requests.clear()
+            self._queue.clear()
+
     def respond_with(self, responder: Responder) -> None:
         """Answer every request with `responder(request)` once the queue is empty."""
         self._responder = responder
