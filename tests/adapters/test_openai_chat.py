@@ -469,7 +469,8 @@ async def test_provider_holds_only_client_and_name() -> None:
         assert provider.name == "local"
         assert isinstance(provider, ModelProvider)
         assert not hasattr(provider, "__dict__")
-        assert OpenAIChatProvider.__slots__ == ("_client", "_name")
+        slots = {slot for kind in OpenAIChatProvider.__mro__ for slot in getattr(kind, "__slots__", ())}
+        assert slots == {"_client", "_name"}
 
 
 async def test_history_mapping_sends_tools_results_and_omits_thinking() -> None:

@@ -502,7 +502,8 @@ async def test_provider_holds_only_client_and_name() -> None:
         assert provider.name == NAME
         assert isinstance(provider, ModelProvider)
         assert not hasattr(provider, "__dict__")
-        assert OpenAIResponsesProvider.__slots__ == ("_client", "_name")
+        slots = {slot for kind in OpenAIResponsesProvider.__mro__ for slot in getattr(kind, "__slots__", ())}
+        assert slots == {"_client", "_name"}
 
 
 async def test_history_mapping_sends_own_reasoning_and_omits_the_rest() -> None:

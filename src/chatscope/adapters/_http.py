@@ -33,6 +33,7 @@ from chatscope.errors import (
 from chatscope.services.invocation import ModelInvocation
 
 __all__ = [
+    "HttpProvider",
     "endpoint",
     "error_from_response",
     "is_event_stream",
@@ -40,6 +41,7 @@ __all__ = [
     "parse_retry_after",
     "raise_for_status",
     "read_json",
+    "streamed_response",
     "translate_errors",
 ]
 
@@ -270,3 +272,46 @@ def _scrubbed(error: ProviderError, secret: str | None) -> ProviderError:
         status=error.status,
         retry_after=error.retry_after,
     )
+
+
+class HttpProvider:
+    """What every HTTP adapter holds: the shared client and its name, and nothing per call.
+
+    Model, key and base URL come from each `ModelInvocation` (REQ-SP4-002/003), so one instance
+    could serve any number of runtime scopes at once; `__slots__` keeps anything else out.
+    """
+
+    __slots__ = ("_client", "_name")
+    default_name = "http"
+
+    def __init__(self, client: httpx.AsyncClient, *, name: str | None = None) -> None:
+        self._client = client
+        self._name = name or self.default_name
+
+    @property
+    def name(self) -> str:
+        """The provider name: it scopes signatures and reasoning replayed to this provider."""
+        return self._name
+
+
+@asynccontextmanager
+async def streamed_response(
+    client: httpx.AsyncClient,
+    provider: str,
+    secret: str | None,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    body: Mapping[str, Any],
+) -> AsyncIterator[httpx.Response]:
+    """POST `body`, check the status, and hand out the open response; closed on exit.
+
+    Everything raised inside, transport failures and parse errors alike, leaves as a typed
+    `ProviderError` with the call's key scrubbed.
+    """
+    async with (
+        translate_errors(provider, secret),
+        client.stream("POST", url, headers=headers, json=body) as response,
+    ):
+        await raise_for_status(response, provider)
+        yield response

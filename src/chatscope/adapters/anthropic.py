@@ -16,13 +16,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, assert_never
 
-import httpx
-
 from chatscope.adapters._http import (
+    HttpProvider,
     endpoint,
     is_event_stream,
-    raise_for_status,
-    translate_errors,
+    streamed_response,
 )
 from chatscope.adapters._sse import sse_stream
 from chatscope.errors import (
@@ -94,19 +92,11 @@ _SSE_ERRORS: Mapping[str, tuple[type[ProviderError], ErrorCategory]] = MappingPr
 )
 
 
-class AnthropicProvider:
+class AnthropicProvider(HttpProvider):
     """Streams one Messages API call per `stream`; model, key and URL come from the invocation."""
 
-    __slots__ = ("_client", "_name")
-
-    def __init__(self, client: httpx.AsyncClient, *, name: str = "anthropic") -> None:
-        self._client = client
-        self._name = name
-
-    @property
-    def name(self) -> str:
-        """The provider name; thinking signatures are replayed only to blocks carrying it."""
-        return self._name
+    __slots__ = ()
+    default_name = "anthropic"
 
     async def stream(self, invocation: ModelInvocation) -> AsyncIterator[ProviderEvent]:
         """Send the invocation and yield its answer as neutral events, `FinishEvent` last.
@@ -117,11 +107,9 @@ class AnthropicProvider:
         """
         secret = invocation.credentials.secret()
         url, headers, body = _request(invocation, self._name, secret)
-        async with (
-            translate_errors(self._name, secret),
-            self._client.stream("POST", url, headers=headers, json=body) as response,
-        ):
-            await raise_for_status(response, self._name)
+        async with streamed_response(
+            self._client, self._name, secret, url, headers=headers, body=body
+        ) as response:
             if not is_event_stream(response):
                 for event in _process_response(await response.aread(), self._name):
                     yield event

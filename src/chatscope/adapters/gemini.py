@@ -14,14 +14,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, assert_never
 
-import httpx
-
 from chatscope.adapters._http import (
+    HttpProvider,
     endpoint,
     error_from_response,
     is_event_stream,
-    raise_for_status,
-    translate_errors,
+    streamed_response,
 )
 from chatscope.adapters._sse import sse_stream
 from chatscope.errors import (
@@ -76,19 +74,11 @@ _FINISH_REASONS: Mapping[str, FinishReason] = MappingProxyType(
 )
 
 
-class GeminiProvider:
+class GeminiProvider(HttpProvider):
     """Streams one Gemini call per `stream`; model, key and URL come from the invocation."""
 
-    __slots__ = ("_client", "_name")
-
-    def __init__(self, client: httpx.AsyncClient, *, name: str = "gemini") -> None:
-        self._client = client
-        self._name = name
-
-    @property
-    def name(self) -> str:
-        """The provider name; thought parts are replayed only from blocks carrying it."""
-        return self._name
+    __slots__ = ()
+    default_name = "gemini"
 
     async def stream(self, invocation: ModelInvocation) -> AsyncIterator[ProviderEvent]:
         """Send the invocation and yield its answer as neutral events, `FinishEvent` last.
@@ -99,11 +89,9 @@ class GeminiProvider:
         """
         secret = invocation.credentials.secret()
         url, headers, body = _request(invocation, self._name, secret)
-        async with (
-            translate_errors(self._name, secret),
-            self._client.stream("POST", url, headers=headers, json=body) as response,
-        ):
-            await raise_for_status(response, self._name)
+        async with streamed_response(
+            self._client, self._name, secret, url, headers=headers, body=body
+        ) as response:
             state = _StreamState(self._name)
             if is_event_stream(response):
                 async with sse_stream(response) as events:

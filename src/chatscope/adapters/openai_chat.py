@@ -22,15 +22,13 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, assert_never
 
-import httpx
-
 from chatscope.adapters._http import (
+    HttpProvider,
     endpoint,
     is_event_stream,
     load_json,
-    raise_for_status,
     read_json,
-    translate_errors,
+    streamed_response,
 )
 from chatscope.adapters._openai_common import (
     PendingCall,
@@ -81,55 +79,40 @@ _FINISH_REASONS: Mapping[str, FinishReason] = MappingProxyType(
 _UNSUPPORTED_FIELDS = ("audio", "function_call")
 
 
-class OpenAIChatProvider:
+class OpenAIChatProvider(HttpProvider):
     """Streams one Chat Completions call per `stream`; holds nothing but the client and its name.
 
     Model, key and base URL come from each `ModelInvocation` (REQ-SP4-002/003), so one instance
     serves any number of runtime scopes at once.
     """
 
-    __slots__ = ("_client", "_name")
-
-    def __init__(self, client: httpx.AsyncClient, *, name: str = "openai") -> None:
-        self._client = client
-        self._name = name
-
-    @property
-    def name(self) -> str:
-        """The provider name this adapter answers to."""
-        return self._name
+    __slots__ = ()
+    default_name = "openai"
 
     async def stream(self, invocation: ModelInvocation) -> AsyncIterator[ProviderEvent]:
         """Yield the response as neutral events, ending with exactly one `FinishEvent`."""
         secret = invocation.credentials.secret()
-        request = self._client.build_request(
-            "POST",
-            endpoint(invocation, "/chat/completions"),
-            json=_build_body(invocation, self._name),
-            headers=auth_headers(secret),
-        )
-        async with translate_errors(self._name, secret):
-            response = await self._client.send(request, stream=True)
-            try:
-                await raise_for_status(response, self._name)
-                if is_event_stream(response):
-                    turn = _ChatTurn(self._name)
-                    async with sse_stream(response) as sse_events:
-                        # Read on past `[DONE]` to the end of the body rather than break, so
-                        # httpx's iterators finish instead of waiting for the finalizer.
-                        async for sse in sse_events:
-                            if sse.data == "[DONE]":
-                                turn.done = True
-                            elif not turn.done:
-                                for event in turn.process_chunk(load_json(sse.data, self._name)):
-                                    yield event
-                    events = turn.finish()
-                else:
-                    events = _process_response(await read_json(response, self._name), self._name)
-                for event in events:
-                    yield event
-            finally:
-                await response.aclose()
+        url, body = endpoint(invocation, "/chat/completions"), _build_body(invocation, self._name)
+        headers = auth_headers(secret)
+        async with streamed_response(
+            self._client, self._name, secret, url, headers=headers, body=body
+        ) as response:
+            if is_event_stream(response):
+                turn = _ChatTurn(self._name)
+                async with sse_stream(response) as sse_events:
+                    # Read on past `[DONE]` to the end of the body rather than break, so
+                    # httpx's iterators finish instead of waiting for the finalizer.
+                    async for sse in sse_events:
+                        if sse.data == "[DONE]":
+                            turn.done = True
+                        elif not turn.done:
+                            for event in turn.process_chunk(load_json(sse.data, self._name)):
+                                yield event
+                events = turn.finish()
+            else:
+                events = _process_response(await read_json(response, self._name), self._name)
+            for event in events:
+                yield event
 
 
 def _build_body(invocation: ModelInvocation, provider: str) -> dict[str, Any]:

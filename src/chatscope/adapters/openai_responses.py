@@ -28,15 +28,13 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, assert_never
 
-import httpx
-
 from chatscope.adapters._http import (
+    HttpProvider,
     endpoint,
     is_event_stream,
     load_json,
-    raise_for_status,
     read_json,
-    translate_errors,
+    streamed_response,
 )
 from chatscope.adapters._openai_common import (
     PendingCall,
@@ -99,53 +97,38 @@ _INCOMPLETE_REASONS: Mapping[str, FinishReason] = MappingProxyType(
 )
 
 
-class OpenAIResponsesProvider:
+class OpenAIResponsesProvider(HttpProvider):
     """Streams one Responses call per `stream`; holds nothing but the client and its name.
 
     Model, key and base URL come from each `ModelInvocation` (REQ-SP4-002/003), so one instance
     serves any number of runtime scopes at once.
     """
 
-    __slots__ = ("_client", "_name")
-
-    def __init__(self, client: httpx.AsyncClient, *, name: str = "openai-responses") -> None:
-        self._client = client
-        self._name = name
-
-    @property
-    def name(self) -> str:
-        """The provider name this adapter answers to."""
-        return self._name
+    __slots__ = ()
+    default_name = "openai-responses"
 
     async def stream(self, invocation: ModelInvocation) -> AsyncIterator[ProviderEvent]:
         """Yield the response as neutral events, ending with exactly one `FinishEvent`."""
         secret = invocation.credentials.secret()
-        request = self._client.build_request(
-            "POST",
-            endpoint(invocation, "/responses"),
-            json=_build_body(invocation, self._name),
-            headers=auth_headers(secret),
-        )
-        async with translate_errors(self._name, secret):
-            response = await self._client.send(request, stream=True)
-            try:
-                await raise_for_status(response, self._name)
-                if is_event_stream(response):
-                    turn = _ResponsesTurn(self._name)
-                    async with sse_stream(response) as sse_events:
-                        # Read to the end of the body rather than break after the final event, so
-                        # httpx's iterators finish instead of waiting for the finalizer.
-                        async for sse in sse_events:
-                            if not turn.finished and sse.data != "[DONE]":
-                                for event in turn.process_event(load_json(sse.data, self._name)):
-                                    yield event
-                    turn.check_finished()
-                else:
-                    payload = await read_json(response, self._name)
-                    for event in _process_response(payload, self._name):
-                        yield event
-            finally:
-                await response.aclose()
+        url, body = endpoint(invocation, "/responses"), _build_body(invocation, self._name)
+        headers = auth_headers(secret)
+        async with streamed_response(
+            self._client, self._name, secret, url, headers=headers, body=body
+        ) as response:
+            if is_event_stream(response):
+                turn = _ResponsesTurn(self._name)
+                async with sse_stream(response) as sse_events:
+                    # Read to the end of the body rather than break after the final event, so
+                    # httpx's iterators finish instead of waiting for the finalizer.
+                    async for sse in sse_events:
+                        if not turn.finished and sse.data != "[DONE]":
+                            for event in turn.process_event(load_json(sse.data, self._name)):
+                                yield event
+                turn.check_finished()
+            else:
+                payload = await read_json(response, self._name)
+                for event in _process_response(payload, self._name):
+                    yield event
 
 
 def _build_body(invocation: ModelInvocation, provider: str) -> dict[str, Any]:
