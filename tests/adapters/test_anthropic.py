@@ -624,7 +624,9 @@ async def test_provider_holds_only_its_client_and_name() -> None:
     """No per-call state can hide on the adapter: it has two slots and no instance dict."""
     async with httpx.AsyncClient() as client:
         provider = AnthropicProvider(client, name="claude-proxy")
-        slots = {slot for kind in AnthropicProvider.__mro__ for slot in getattr(kind, "__slots__", ())}
+        slots = {
+            slot for kind in AnthropicProvider.__mro__ for slot in getattr(kind, "__slots__", ())
+        }
         assert slots == {"_client", "_name"}
         assert not hasattr(provider, "__dict__")
         assert provider.name == "claude-proxy"

@@ -502,7 +502,11 @@ async def test_provider_holds_only_client_and_name() -> None:
         assert provider.name == NAME
         assert isinstance(provider, ModelProvider)
         assert not hasattr(provider, "__dict__")
-        slots = {slot for kind in OpenAIResponsesProvider.__mro__ for slot in getattr(kind, "__slots__", ())}
+        slots = {
+            slot
+            for kind in OpenAIResponsesProvider.__mro__
+            for slot in getattr(kind, "__slots__", ())
+        }
         assert slots == {"_client", "_name"}
 
 
