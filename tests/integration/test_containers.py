@@ -132,7 +132,7 @@ async def test_two_hundred_concurrent_chats_each_see_only_their_own_model_and_ke
 
 @given(
     scopes=st.lists(
-        st.tuples(st.text(min_size=1, max_size=12), st.text(min_size=8, max_size=20)),
+        st.tuples(st.text(min_size=1, max_size=12), st.from_regex(r"[!-~]{8,20}", fullmatch=True)),
         min_size=2,
         max_size=25,
     ),

@@ -290,11 +290,6 @@ def test_unreadable_key_file_error_names_path_never_content(
     assert caught.value.__suppress_context__ is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeDecodeError,
-    reason="source bug: a non-UTF-8 key file escapes as UnicodeDecodeError, not ConfigurationError",
-)
 def test_non_utf8_key_file_is_a_configuration_error(tmp_path: Path) -> None:
     """A key file that is not UTF-8 text is unreadable as a key and reported as configuration."""
     key_file = tmp_path / "key"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import string
 import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -38,6 +38,7 @@ from chatscope.errors import (
     RateLimitError,
     ServerError,
     StreamProtocolError,
+    redact_secrets,
 )
 from chatscope.services.invocation import Credentials, ModelInvocation
 
@@ -71,6 +72,8 @@ WORDINGS = {
     "quota": "You exceeded your current quota, please check your plan and billing details.",
 }
 MESSAGE_LIMIT = 500
+
+Shape = Callable[[str], bytes]
 GEMINI_RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 
 
@@ -169,7 +172,7 @@ def _expected_classification(
     return InvalidRequestError, ErrorCategory.INVALID_REQUEST
 
 
-texts = st.text(st.characters(blacklist_categories=("Cs",)))
+texts = st.text(st.characters(codec="utf-8"))
 token_chars = string.ascii_letters + string.digits
 # (label, secret): the label stays readable, the secret after it must never be shown.
 secrets = st.one_of(
@@ -182,7 +185,8 @@ secrets = st.one_of(
         ),
     ),
     st.tuples(
-        st.just(""), st.builds("AIza{}".format, st.text(token_chars + "_-", min_size=35, max_size=35))
+        st.just(""),
+        st.builds("AIza{}".format, st.text(token_chars + "_-", min_size=35, max_size=35)),
     ),
     st.tuples(
         st.sampled_from(["Bearer ", "bearer ", "Authorization: Bearer "]),
@@ -201,7 +205,14 @@ non_negative_seconds = st.floats(min_value=0.0, max_value=1e9, allow_nan=False)
     [
         (400, "Invalid 'messages'", {}, InvalidRequestError, "invalid_request", False),
         (400, WORDINGS["context"], {}, InvalidRequestError, "context_length", False),
-        (400, "prompt is too long: 210000 tokens", {}, InvalidRequestError, "context_length", False),
+        (
+            400,
+            "prompt is too long: 210000 tokens",
+            {},
+            InvalidRequestError,
+            "context_length",
+            False,
+        ),
         (413, "Request Entity Too Large", {}, InvalidRequestError, "context_length", False),
         (401, "Incorrect API key provided", {}, AuthenticationFailedError, "authentication", False),
         (403, "Permission denied", {}, AuthenticationFailedError, "permission", False),
@@ -263,11 +274,16 @@ def test_gemini_retry_info_turns_quota_wording_into_rate_limit() -> None:
             b'{"error":{"code":400,"message":"API key not valid.","status":"INVALID_ARGUMENT"}}',
             "API key not valid.",
         ),
-        (b'[{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}]',
-         "The model is overloaded."),
+        (
+            b'[{"error":{"code":503,"message":"The model is overloaded.","status":"UNAVAILABLE"}}]',
+            "The model is overloaded.",
+        ),
         (b'{"error": "model crashed"}', "model crashed"),
         (b'{"message": "Not Found"}', "Not Found"),
-        (b"  upstream connect error or disconnect/reset  \n", "upstream connect error or disconnect/reset"),
+        (
+            b"  upstream connect error or disconnect/reset  \n",
+            "upstream connect error or disconnect/reset",
+        ),
         (b"<html><body>Bad Gateway</body></html>", "<html><body>Bad Gateway</body></html>"),
         (b'{"error": {"code": 500}}', '{"error": {"code": 500}}'),
         (b"", "(empty response body)"),
@@ -280,7 +296,7 @@ def test_provider_message_is_extracted_from_each_body_shape(body: bytes, message
 
 
 @pytest.mark.parametrize("shape", ALL_SHAPES)
-def test_long_messages_are_truncated(shape: Any) -> None:
+def test_long_messages_are_truncated(shape: Shape) -> None:
     """A provider message is cut to a bounded length, so a huge HTML page is not echoed."""
     error = _error(500, shape("é" * 5000))
     assert error.provider_message == "é" * MESSAGE_LIMIT
@@ -312,11 +328,6 @@ def test_secrets_in_bodies_are_redacted(text: str, shown: str) -> None:
     assert str(error) == f"openai HTTP 401 authentication: {shown}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="source bug: the body is truncated before redaction, so a key cut at the limit "
-    "no longer matches a key pattern and its first characters are shown",
-)
 def test_a_key_cut_by_truncation_is_not_partly_shown() -> None:
     """A key straddling the message limit does not leave a recognisable prefix behind."""
     key = "AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q"
@@ -357,9 +368,6 @@ def test_garbage_retry_after_is_none(value: str) -> None:
     assert parse_retry_after({"Retry-After": value}) is None
 
 
-@pytest.mark.xfail(
-    strict=True, reason="source bug: float() accepts 'nan'/'inf', so they pass as delays"
-)
 @pytest.mark.parametrize("value", ["nan", "NaN", "inf", "1e999"])
 def test_non_finite_retry_after_is_none(value: str) -> None:
     """`NaN` or infinity is not a number of seconds (HTTP allows digits only)."""
@@ -397,7 +405,7 @@ def test_gemini_retry_info_without_a_delay_is_none() -> None:
 async def test_raise_for_status_ignores_success_and_redirects(status: int) -> None:
     """Below 400 nothing is raised, whatever the body holds."""
     response = _response(status, _openai_body("not an error"))
-    assert await raise_for_status(response, "openai") is None
+    await raise_for_status(response, "openai")
 
 
 async def test_raise_for_status_raises_the_typed_error() -> None:
@@ -480,6 +488,7 @@ def test_decoding_errors_become_protocol_errors() -> None:
     assert type(error) is StreamProtocolError
     assert (error.category, error.retryable) == (ErrorCategory.PROTOCOL, False)
     assert error.provider_message == "undecodable response body: invalid gzip"
+    assert error.__cause__ is exc
 
 
 @pytest.mark.parametrize(
@@ -635,7 +644,7 @@ def test_retryable_iff_category_is_transient(status: int, body: bytes) -> None:
     shape=st.sampled_from(ALL_SHAPES),
 )
 def test_classification_matches_the_status_table(
-    status: int, wording: str, hinted: bool, shape: Any
+    status: int, wording: str, hinted: bool, shape: Shape
 ) -> None:
     """Status, wording and a retry hint decide class and category as the reference table says."""
     headers = {"retry-after": "5"} if hinted else {}
@@ -691,11 +700,11 @@ def test_gemini_retry_delay_round_trips(delay: float, wrapped: bool) -> None:
     assert parse_retry_after({}, [payload] if wrapped else payload) == delay
 
 
-@given(delay=non_negative_seconds, seconds=st.integers(min_value=1, max_value=3600))
-def test_http_date_retry_after_is_about_the_same_many_seconds(delay: float, seconds: int) -> None:
+@given(seconds=st.integers(min_value=1, max_value=3600))
+def test_http_date_retry_after_is_about_the_same_many_seconds(seconds: int) -> None:
     """A `Retry-After` date N seconds ahead is read as (just under) N seconds."""
     when = format_datetime(datetime.now(UTC) + timedelta(seconds=seconds), usegmt=True)
-    parsed = parse_retry_after({"Retry-After": when}, {"error": {"details": []}})
+    parsed = parse_retry_after({"Retry-After": when})
     assert parsed is not None
     assert seconds - 2.0 <= parsed <= seconds
 
@@ -704,15 +713,13 @@ def test_http_date_retry_after_is_about_the_same_many_seconds(delay: float, seco
 def test_every_body_shape_yields_the_same_provider_message(message: str, status: int) -> None:
     """OpenAI, Anthropic, Gemini and list-wrapped Gemini bodies give one identical message."""
     messages = {_error(status, shape(message)).provider_message for shape in JSON_SHAPES}
-    assert len(messages) == 1
-    (only,) = messages
-    assert len(only) <= MESSAGE_LIMIT or "[REDACTED]" in only
+    assert messages == {redact_secrets(message[:MESSAGE_LIMIT])}
 
 
-@given(message=texts.filter(lambda text: "key" not in text.lower() and "sk-" not in text))
+@given(message=st.text(max_size=2 * MESSAGE_LIMIT))
 def test_unremarkable_messages_are_kept_and_truncated_exactly(message: str) -> None:
-    """A message holding nothing key-like is shown as the first 500 characters, unaltered."""
-    assume("bearer" not in message.lower() and "AIza" not in message and "token" not in message.lower())
+    """A message holding nothing key-like is shown as its first 500 characters, unaltered."""
+    assume(redact_secrets(message) == message)
     for shape in JSON_SHAPES:
         assert _error(400, shape(message)).provider_message == message[:MESSAGE_LIMIT]
 
@@ -728,7 +735,7 @@ def test_secrets_never_reach_the_error_text(
     prefix: str,
     suffix: str,
     labelled_secret: tuple[str, str],
-    shape: Any,
+    shape: Shape,
     status: int,
 ) -> None:
     """A key of any known shape anywhere in a body is shown as [REDACTED], never itself."""
@@ -758,9 +765,7 @@ def test_a_verbatim_secret_never_survives_translation(
 
 
 @given(status=st.integers(min_value=400, max_value=599), message=st.text(max_size=80))
-def test_raise_for_status_raises_what_error_from_response_builds(
-    status: int, message: str
-) -> None:
+def test_raise_for_status_raises_what_error_from_response_builds(status: int, message: str) -> None:
     """The status check and the classifier agree on every error status."""
     body = _anthropic_body(message)
     expected = _error(status, body, provider="anthropic")
@@ -809,8 +814,3 @@ def test_read_json_accepts_exactly_objects(value: Any) -> None:
     else:
         with pytest.raises(StreamProtocolError):
             asyncio.run(read_json(response, "openai"))
-
-
-def test_infinite_json_floats_are_not_an_issue() -> None:
-    """`Infinity` is accepted as Python's json accepts it (no NaN check is promised)."""
-    assert math.isinf(load_json("Infinity", "openai"))

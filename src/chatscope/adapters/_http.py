@@ -7,6 +7,7 @@ for the same HTTP and transport failures, and none lets its call's key into a me
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -29,6 +30,7 @@ from chatscope.errors import (
     RateLimitError,
     ServerError,
     StreamProtocolError,
+    redact_secrets,
 )
 from chatscope.services.invocation import ModelInvocation
 
@@ -110,17 +112,21 @@ def _json_or_none(body: bytes) -> Any:
 
 
 def _error_message(payload: Any, body: bytes) -> str:
-    """OpenAI, Anthropic and Gemini all nest it as `error.message`; fall back to the raw text."""
+    """The provider's message, secrets blanked before it is cut (a cut key no longer looks like
+    one). OpenAI, Anthropic and Gemini all nest it as `error.message`; else the raw text."""
+    return redact_secrets(_raw_message(payload, body))[:_MESSAGE_LIMIT]
+
+
+def _raw_message(payload: Any, body: bytes) -> str:
     if isinstance(payload, list) and payload:
         payload = payload[0]
     if isinstance(payload, dict):
         error = payload.get("error", payload)
         if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return str(error["message"])[:_MESSAGE_LIMIT]
+            return str(error["message"])
         if isinstance(error, str):
-            return error[:_MESSAGE_LIMIT]
-    text = body.decode("utf-8", errors="replace").strip()
-    return text[:_MESSAGE_LIMIT] or "(empty response body)"
+            return error
+    return body.decode("utf-8", errors="replace").strip() or "(empty response body)"
 
 
 def parse_retry_after(headers: Mapping[str, str], payload: Any = None) -> float | None:
@@ -155,8 +161,8 @@ def _gemini_retry_delay(payload: Any) -> float | None:
         return None
     for detail in payload["error"].get("details") or ():
         if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("RetryInfo"):
-            delay = str(detail.get("retryDelay", ""))
-            return _float_or_none(delay.removesuffix("s"))
+            delay = _float_or_none(str(detail.get("retryDelay", "")).removesuffix("s"))
+            return max(delay, 0.0) if delay is not None else None
     return None
 
 
@@ -164,9 +170,10 @@ def _float_or_none(value: str | None) -> float | None:
     if value is None:
         return None
     try:
-        return float(value.strip())
+        number = float(value.strip())
     except ValueError:
         return None
+    return number if math.isfinite(number) else None
 
 
 def endpoint(invocation: ModelInvocation, path: str) -> str:

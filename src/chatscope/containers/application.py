@@ -51,6 +51,8 @@ class ApplicationContainer(containers.DeclarativeContainer):
     runtime = providers.Container(
         RuntimeScopeContainer,
         settings=settings,
+        history_backend=providers.Singleton(str, settings.provided.history_backend),
+        max_turns=providers.Singleton(int, settings.provided.max_turns),
         provider_catalog=adapters.provider_catalog,
         telemetry_sink=adapters.telemetry_sink,
         workspace_tools=adapters.workspace_tools,

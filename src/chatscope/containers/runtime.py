@@ -20,19 +20,20 @@ class RuntimeScopeContainer(containers.DeclarativeContainer):
 
     Nothing here is a `Singleton`: history, telemetry binding, tool registry and provider
     adapter are created per scope, so no value can cross from one conversation to another.
+    Plain settings values arrive as dependencies the application resolves once, since reading
+    `settings.provided.x` on every scope would cost more than building the scope's history.
     """
 
     settings = providers.Dependency(instance_of=Settings)
+    history_backend = providers.Dependency(instance_of=str)
+    max_turns = providers.Dependency(instance_of=int)
     provider_catalog = providers.Dependency(instance_of=ProviderCatalog)
     telemetry_sink: providers.Dependency[TelemetrySink] = providers.Dependency()
     workspace_tools = providers.Dependency(instance_of=tuple)
     auth_resolver = providers.Dependency(instance_of=AuthResolver)
     retry_policy = providers.Dependency(instance_of=RetryPolicy)
 
-    history = providers.Selector(
-        settings.provided.history_backend,
-        memory=providers.Factory(InMemoryHistory),
-    )
+    history = providers.Selector(history_backend, memory=providers.Factory(InMemoryHistory))
     tools = providers.Factory(ToolRegistry, workspace_tools)
     context = providers.Factory(
         create_agent_runtime_context,
@@ -46,5 +47,5 @@ class RuntimeScopeContainer(containers.DeclarativeContainer):
         ChatSession,
         auth_resolver=auth_resolver,
         retry_policy=retry_policy,
-        max_turns=settings.provided.max_turns,
+        max_turns=max_turns,
     )

@@ -70,7 +70,8 @@ class AuthResolver:
 
     def resolve(self, spec: AuthSpec) -> Credentials:
         """The credentials for one call; raises when a required key is nowhere to be found."""
-        key = spec.api_key or _read_key_file(spec.key_file) or self._from_environ(spec.env_vars)
+        key = _usable(spec.api_key) or _read_key_file(spec.key_file)
+        key = key or self._from_environ(spec.env_vars)
         if key is None and spec.required:
             raise AuthenticationRequiredError(spec.provider, _places_looked(spec))
         return Credentials(key)
@@ -93,7 +94,19 @@ def _read_key_file(path: Path | None) -> SecretStr | None:
         raise ConfigurationError(
             f"cannot read key file {str(expanded)!r}: {exc.strerror}"
         ) from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(
+            f"cannot read key file {str(expanded)!r}: not UTF-8 text"
+        ) from None
     return SecretStr(content) if content else None
+
+
+def _usable(key: SecretStr | None) -> SecretStr | None:
+    """An explicit key, trimmed like the other sources; blank counts as none."""
+    if key is None:
+        return None
+    value = key.get_secret_value().strip()
+    return SecretStr(value) if value else None
 
 
 def _places_looked(spec: AuthSpec) -> tuple[str, ...]:

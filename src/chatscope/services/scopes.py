@@ -7,7 +7,6 @@ and changes nothing: building a subagent never touches its parent (REQ-STAT6-003
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -112,11 +111,7 @@ class ScopeFactory:
         return self._build_context(
             state=state,
             auth=auth,
-            ephemerals=ephemerals.with_overrides(_plain(request.ephemeral_overrides)),
+            ephemerals=ephemerals.with_overrides(request.ephemeral_overrides),
             system_prompt=request.system_prompt,
             allowed_tools=request.allowed_tools,
         )
-
-
-def _plain(values: FrozenDict) -> Mapping[str, object]:
-    return dict(values)
