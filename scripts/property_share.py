@@ -32,7 +32,7 @@ def main() -> int:
     parser.add_argument("--minimum", type=float, default=0.0)
     args = parser.parse_args()
     counter = _Counter()
-    code = pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider"], plugins=[counter])
+    code = pytest.main(["--collect-only", "-qq", "-p", "no:cacheprovider"], plugins=[counter])
     if code != 0 or counter.total == 0:
         print("collection failed or found no tests", file=sys.stderr)
         return 1
