@@ -5,17 +5,16 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
-from pydantic import SecretStr
 
 from chatscope.adapters.anthropic import AnthropicProvider
-from chatscope.config.ephemeral import EphemeralSettings
 from chatscope.errors import (
     AuthenticationFailedError,
     ErrorCategory,
@@ -39,7 +38,7 @@ from chatscope.services.events import (
     UsageEvent,
 )
 from chatscope.services.frozen import deep_freeze, thaw
-from chatscope.services.invocation import Credentials, ModelInvocation, ToolDeclaration
+from chatscope.services.invocation import ModelInvocation, ToolDeclaration
 from chatscope.services.messages import (
     Block,
     Message,
@@ -50,6 +49,25 @@ from chatscope.services.messages import (
     ToolResultBlock,
     Usage,
 )
+from tests.support.adapter_helpers import (
+    JSON_OBJECTS,
+    JSON_VALUES,
+    ODD_KEYS,
+    SOCKET,
+    SPLITS,
+    TRANSPORT_FAILURES,
+    assemble,
+    native_invocation,
+    scripted,
+    split_at,
+    sse_frames,
+    transport_failure_raised,
+)
+from tests.support.adapter_helpers import collect as _collect
+from tests.support.adapter_helpers import collect_until_error as _collect_until_error
+from tests.support.adapter_helpers import pieces as _pieces
+from tests.support.adapter_helpers import responding_client as _mock_client
+from tests.support.adapter_helpers import sse_response as _sse_response
 from tests.support.cassettes import FIXTURES, Interaction, load_cassette, raw_fixture
 from tests.support.replay_server import ReplayServer, ScriptedResponse, replay_server
 
@@ -105,68 +123,11 @@ SSE_RECORDINGS = [
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def _invocation(
-    base_url: str | None,
-    history: Sequence[Message] = (Message.user("hi"),),
-    *,
-    key: str | None = KEY,
-    model: str = "claude-test",
-    tools: Sequence[ToolDeclaration] = (),
-    params: Mapping[str, Any] | None = None,
-    system: str | None = None,
-    max_output_tokens: int = 1024,
-) -> ModelInvocation:
-    return ModelInvocation(
-        runtime_id="rt-test",
-        provider="anthropic",
-        model=model,
-        base_url=base_url,
-        credentials=Credentials(SecretStr(key) if key is not None else None),
-        history=tuple(history),
-        tools=tuple(tools),
-        model_params=deep_freeze(dict(params or {})),
-        ephemerals=EphemeralSettings.model_validate({"maxOutputTokens": max_output_tokens}),
-        system_prompt=system,
-    )
-
-
-async def _collect(provider: AnthropicProvider, invocation: ModelInvocation) -> list[ProviderEvent]:
-    return [event async for event in provider.stream(invocation)]
-
-
-async def _collect_until_error(
-    provider: AnthropicProvider, invocation: ModelInvocation, events: list[ProviderEvent]
-) -> None:
-    async for event in provider.stream(invocation):
-        events.append(event)
-
-
-def _scripted(interaction: Interaction) -> ScriptedResponse:
-    """The recorded response as the local server sends it, with its recorded content type."""
-    if interaction.is_sse:
-        response = ScriptedResponse.sse(interaction.body)
-        response.headers = {"content-type": interaction.content_type}
-        return response
-    return ScriptedResponse(
-        interaction.status, {"content-type": interaction.content_type}, [interaction.body]
-    )
-
-
-def _mock_client(respond: Callable[[httpx.Request], httpx.Response]) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.MockTransport(respond))
-
-
-def _sse_response(*chunks: bytes) -> httpx.Response:
-    async def body() -> AsyncIterator[bytes]:
-        for chunk in chunks:
-            yield chunk
-
-    return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body())
-
-
-def _split_at(body: bytes, points: Iterable[int]) -> list[bytes]:
-    cuts = sorted({point % (len(body) + 1) for point in points} | {0, len(body)})
-    return [body[start:end] for start, end in itertools.pairwise(cuts) if end > start]
+_invocation = partial(native_invocation, provider="anthropic", key=KEY, model="claude-test")
+_scripted = partial(scripted, keep_content_type=True)
+_split_at = partial(split_at, wrap=True)
+_frames = sse_frames
+_assemble = partial(assemble, provider="anthropic", redacted=True)
 
 
 def _sse(*payloads: Mapping[str, Any], padding: str = "") -> bytes:
@@ -414,39 +375,6 @@ def _comparable(body: Mapping[str, Any]) -> dict[str, Any]:
         for message in body["messages"]
     ]
     return {**{k: v for k, v in body.items() if k != "tool_choice"}, "messages": messages}
-
-
-def _assemble(events: Sequence[ProviderEvent], provider: str = "anthropic") -> Message:
-    """Fold a response's events into the assistant message a chat loop would store."""
-    blocks: list[Block] = []
-    run: list[TextDelta | ThinkingDelta] = []
-    for event in events:
-        if isinstance(event, TextDelta | ThinkingDelta):
-            if run and type(run[-1]) is not type(event):
-                blocks.append(_close(run, provider))
-                run = []
-            run.append(event)
-            if event.signature is not None or getattr(event, "redacted_data", None) is not None:
-                blocks.append(_close(run, provider))
-                run = []
-        elif isinstance(event, ToolCallEvent):
-            if run:
-                blocks.append(_close(run, provider))
-                run = []
-            blocks.append(event.call)
-    if run:
-        blocks.append(_close(run, provider))
-    return Message(Role.ASSISTANT, tuple(blocks))
-
-
-def _close(run: Sequence[TextDelta | ThinkingDelta], provider: str) -> Block:
-    text = "".join(event.text for event in run)
-    last = run[-1]
-    if isinstance(last, TextDelta):
-        return TextBlock(text, signature=last.signature)
-    return ThinkingBlock(
-        text, signature=last.signature, redacted_data=last.redacted_data, provider=provider
-    )
 
 
 def _ok_stream() -> httpx.Response:
@@ -735,21 +663,6 @@ async def test_connection_dropped_mid_stream_is_a_network_error() -> None:
 
 # --- properties ---------------------------------------------------------------------------------
 
-JSON_SCALARS = (
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**53), 2**53)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12)
-)
-JSON_VALUES = st.recursive(
-    JSON_SCALARS,
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
-JSON_OBJECTS = st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=5)
 WIRE_IDS = st.text(
     alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-",
     min_size=1,
@@ -761,13 +674,6 @@ SIGNATURES = st.text(
     min_size=1,
     max_size=40,
 )
-SPLITS = st.lists(st.integers(min_value=0, max_value=100_000), max_size=30)
-SOCKET = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def _pieces(text: str, points: Iterable[int]) -> list[str]:
-    cuts = sorted({point % (len(text) + 1) for point in points} | {0, len(text)})
-    return [text[start:end] for start, end in itertools.pairwise(cuts)] or [""]
 
 
 async def _events_of(*chunks: bytes) -> list[ProviderEvent]:
@@ -783,13 +689,6 @@ async def test_any_chunking_of_a_recorded_stream_gives_the_same_events(
     name, index = recording
     body = load_cassette(f"anthropic/{name}")[index].body
     assert await _events_of(*_split_at(body, points)) == await _events_of(body)
-
-
-@pytest.fixture(scope="module")
-def socket_server() -> Iterator[ReplayServer]:
-    """One local server for every example of a socket property: each start/stop costs ~0.5 s."""
-    with replay_server() as server:
-        yield server
 
 
 @SOCKET
@@ -1123,9 +1022,6 @@ async def test_any_call_id_becomes_a_valid_id_shared_by_call_and_result(call_id:
 
 
 ANTHROPIC_KEYS = st.from_regex(r"sk-ant-api03-[A-Za-z0-9_-]{20,60}", fullmatch=True)
-ODD_KEYS = st.text(
-    alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=10, max_size=40
-).filter(lambda key: key not in "[REDACTED]")
 
 
 @given(
@@ -1235,10 +1131,6 @@ async def test_a_corrupted_data_line_is_a_protocol_error(
         await _events_of("\n\n".join(frames).encode() + b"\n\n")
 
 
-def _frames(body: bytes) -> list[str]:
-    return [frame for frame in body.decode().split("\n\n") if frame.strip()]
-
-
 @given(
     raw=JSON_VALUES.filter(lambda value: not isinstance(value, dict)).map(json.dumps)
     | JSON_OBJECTS.map(lambda value: json.dumps(value)[:-1]),
@@ -1331,22 +1223,6 @@ async def test_error_events_raise_their_typed_error(
     assert caught.value.status is None
 
 
-TRANSPORT_FAILURES = [
-    httpx.ConnectTimeout,
-    httpx.ReadTimeout,
-    httpx.WriteTimeout,
-    httpx.PoolTimeout,
-    httpx.ConnectError,
-    httpx.ReadError,
-    httpx.WriteError,
-    httpx.CloseError,
-    httpx.RemoteProtocolError,
-    httpx.LocalProtocolError,
-    httpx.ProxyError,
-    httpx.UnsupportedProtocol,
-]
-
-
 @given(
     kind=st.sampled_from(TRANSPORT_FAILURES),
     detail=st.text(max_size=30),
@@ -1358,12 +1234,8 @@ async def test_transport_failures_become_network_errors(
     """Every httpx transport failure is a ProviderNetworkError (timeouts: TIMEOUT), keyless."""
     failure = kind(f"{detail} {key}")
 
-    def respond(request: httpx.Request) -> httpx.Response:
-        raise failure
-
-    async with _mock_client(respond) as client:
-        with pytest.raises(ProviderNetworkError) as caught:
-            await _collect(AnthropicProvider(client), _invocation("https://api.test", key=key))
+    invocation = _invocation("https://api.test", key=key)
+    caught = await transport_failure_raised(AnthropicProvider, invocation, failure)
     timeout = issubclass(kind, httpx.TimeoutException)
     assert caught.value.category is (ErrorCategory.TIMEOUT if timeout else ErrorCategory.NETWORK)
     # A scrubbed error does not chain to the text it replaced, or a traceback would print it.

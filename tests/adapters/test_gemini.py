@@ -5,17 +5,16 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import SecretStr
 
 from chatscope.adapters.gemini import GeminiProvider
-from chatscope.config.ephemeral import EphemeralSettings
 from chatscope.errors import (
     ErrorCategory,
     InvalidRequestError,
@@ -36,7 +35,7 @@ from chatscope.services.events import (
     UsageEvent,
 )
 from chatscope.services.frozen import deep_freeze, thaw
-from chatscope.services.invocation import Credentials, ModelInvocation, ToolDeclaration
+from chatscope.services.invocation import ModelInvocation, ToolDeclaration
 from chatscope.services.messages import (
     Block,
     Message,
@@ -47,6 +46,25 @@ from chatscope.services.messages import (
     ToolResultBlock,
     Usage,
 )
+from tests.support.adapter_helpers import (
+    JSON_OBJECTS,
+    JSON_VALUES,
+    ODD_KEYS,
+    SOCKET,
+    SPLITS,
+    TRANSPORT_FAILURES,
+    assemble,
+    native_invocation,
+    scripted,
+    split_at,
+    sse_frames,
+    transport_failure_raised,
+)
+from tests.support.adapter_helpers import collect as _collect
+from tests.support.adapter_helpers import collect_until_error as _collect_until_error
+from tests.support.adapter_helpers import pieces as _pieces
+from tests.support.adapter_helpers import responding_client as _mock_client
+from tests.support.adapter_helpers import sse_response as _sse_response
 from tests.support.cassettes import FIXTURES, Interaction, load_cassette, raw_fixture
 from tests.support.replay_server import ReplayServer, ScriptedResponse, replay_server
 
@@ -87,40 +105,11 @@ NOT_FOUND = "test_model_name_suggestion[google].yaml"
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def _invocation(
-    base_url: str | None,
-    history: Sequence[Message] = (Message.user("hi"),),
-    *,
-    key: str | None = KEY,
-    model: str = "gemini-test",
-    tools: Sequence[ToolDeclaration] = (),
-    params: Mapping[str, Any] | None = None,
-    system: str | None = None,
-    max_output_tokens: int = 1024,
-) -> ModelInvocation:
-    return ModelInvocation(
-        runtime_id="rt-test",
-        provider="gemini",
-        model=model,
-        base_url=base_url,
-        credentials=Credentials(SecretStr(key) if key is not None else None),
-        history=tuple(history),
-        tools=tuple(tools),
-        model_params=deep_freeze(dict(params or {})),
-        ephemerals=EphemeralSettings.model_validate({"maxOutputTokens": max_output_tokens}),
-        system_prompt=system,
-    )
-
-
-async def _collect(provider: GeminiProvider, invocation: ModelInvocation) -> list[ProviderEvent]:
-    return [event async for event in provider.stream(invocation)]
-
-
-async def _collect_until_error(
-    provider: GeminiProvider, invocation: ModelInvocation, events: list[ProviderEvent]
-) -> None:
-    async for event in provider.stream(invocation):
-        events.append(event)
+_invocation = partial(native_invocation, provider="gemini", key=KEY, model="gemini-test")
+_scripted = partial(scripted, keep_content_type=True)
+_split_at = partial(split_at, wrap=True)
+_frames = partial(sse_frames, separator="\r\n\r\n")
+_assemble = partial(assemble, provider="gemini", redacted=False)
 
 
 async def _raised_by(response: httpx.Response) -> ProviderError:
@@ -128,29 +117,6 @@ async def _raised_by(response: httpx.Response) -> ProviderError:
         with pytest.raises(ProviderError) as caught:
             await _collect(GeminiProvider(client), _invocation("https://g.test/v1beta"))
     return caught.value
-
-
-def _scripted(interaction: Interaction) -> ScriptedResponse:
-    """The recorded response as the local server sends it, with its recorded content type."""
-    if interaction.is_sse:
-        response = ScriptedResponse.sse(interaction.body)
-        response.headers = {"content-type": interaction.content_type}
-        return response
-    return ScriptedResponse(
-        interaction.status, {"content-type": interaction.content_type}, [interaction.body]
-    )
-
-
-def _mock_client(respond: Callable[[httpx.Request], httpx.Response]) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.MockTransport(respond))
-
-
-def _sse_response(*chunks: bytes) -> httpx.Response:
-    async def body() -> AsyncIterator[bytes]:
-        for chunk in chunks:
-            yield chunk
-
-    return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body())
 
 
 def _sse(*chunks: Mapping[str, Any]) -> bytes:
@@ -171,16 +137,6 @@ def _chunk(
     if usage is not None:
         chunk["usageMetadata"] = dict(usage)
     return chunk
-
-
-def _split_at(body: bytes, points: Iterable[int]) -> list[bytes]:
-    cuts = sorted({point % (len(body) + 1) for point in points} | {0, len(body)})
-    return [body[start:end] for start, end in itertools.pairwise(cuts) if end > start]
-
-
-def _pieces(text: str, points: Iterable[int]) -> list[str]:
-    cuts = sorted({point % (len(text) + 1) for point in points} | {0, len(text)})
-    return [text[start:end] for start, end in itertools.pairwise(cuts)] or [""]
 
 
 def _standard_b64(signature: str) -> str:
@@ -381,36 +337,6 @@ def _comparable_part(part: Mapping[str, Any], ids: dict[str, str]) -> dict[str, 
                 inner["response"] = {kind: value if value is not None else ""}
             out[key] = inner
     return out
-
-
-def _assemble(events: Sequence[ProviderEvent], provider: str = "gemini") -> Message:
-    """Fold a response's events into the assistant message a chat loop would store."""
-    blocks: list[Block] = []
-    run: list[TextDelta | ThinkingDelta] = []
-    for event in events:
-        if isinstance(event, TextDelta | ThinkingDelta):
-            if run and type(run[-1]) is not type(event):
-                blocks.append(_close(run, provider))
-                run = []
-            run.append(event)
-            if event.signature is not None:
-                blocks.append(_close(run, provider))
-                run = []
-        elif isinstance(event, ToolCallEvent):
-            if run:
-                blocks.append(_close(run, provider))
-                run = []
-            blocks.append(event.call)
-    if run:
-        blocks.append(_close(run, provider))
-    return Message(Role.ASSISTANT, tuple(blocks))
-
-
-def _close(run: Sequence[TextDelta | ThinkingDelta], provider: str) -> Block:
-    text = "".join(event.text for event in run)
-    if isinstance(run[-1], TextDelta):
-        return TextBlock(text, signature=run[-1].signature)
-    return ThinkingBlock(text, signature=run[-1].signature, provider=provider)
 
 
 def _ok_stream() -> httpx.Response:
@@ -740,25 +666,8 @@ async def test_connection_dropped_mid_stream_is_a_network_error() -> None:
 
 # --- properties ---------------------------------------------------------------------------------
 
-JSON_SCALARS = (
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**53), 2**53)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12)
-)
-JSON_VALUES = st.recursive(
-    JSON_SCALARS,
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
-JSON_OBJECTS = st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=5)
 NAMES = st.from_regex(r"[a-z][a-z0-9_.]{0,12}", fullmatch=True)
 SIGNATURES = st.binary(min_size=1, max_size=30).map(lambda raw: base64.b64encode(raw).decode())
-SPLITS = st.lists(st.integers(min_value=0, max_value=100_000), max_size=30)
-SOCKET = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 async def _events_of(*chunks: bytes) -> list[ProviderEvent]:
@@ -774,13 +683,6 @@ async def test_any_chunking_of_a_recorded_stream_gives_the_same_events(
     name, index = recording
     body = load_cassette(f"gemini/{name}")[index].body
     assert await _events_of(*_split_at(body, points)) == await _events_of(body)
-
-
-@pytest.fixture(scope="module")
-def socket_server() -> Iterator[ReplayServer]:
-    """One local server for every example of a socket property: each start/stop costs ~0.5 s."""
-    with replay_server() as server:
-        yield server
 
 
 @SOCKET
@@ -1090,9 +992,6 @@ async def test_every_function_call_is_answered_in_the_next_user_turn(
 
 
 GEMINI_KEYS = st.from_regex(r"AIza[0-9A-Za-z_-]{35}", fullmatch=True)
-ODD_KEYS = st.text(
-    alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=10, max_size=40
-).filter(lambda key: key not in "[REDACTED]")
 
 
 @given(
@@ -1177,10 +1076,6 @@ async def test_model_params_land_in_generation_config_or_beside_it(
     assert set(body) == {"contents", "generationConfig", *top_level}
 
 
-def _frames(body: bytes) -> list[str]:
-    return [frame for frame in body.decode().split("\r\n\r\n") if frame.strip()]
-
-
 @given(recording=st.sampled_from(SSE_RECORDINGS), data=st.data())
 async def test_a_corrupted_data_line_is_a_protocol_error(
     recording: tuple[str, int], data: st.DataObject
@@ -1251,22 +1146,6 @@ async def test_an_error_inside_a_stream_equals_the_same_error_over_http(
     assert direct.retryable is (status in {429, 500, 503})
 
 
-TRANSPORT_FAILURES = [
-    httpx.ConnectTimeout,
-    httpx.ReadTimeout,
-    httpx.WriteTimeout,
-    httpx.PoolTimeout,
-    httpx.ConnectError,
-    httpx.ReadError,
-    httpx.WriteError,
-    httpx.CloseError,
-    httpx.RemoteProtocolError,
-    httpx.LocalProtocolError,
-    httpx.ProxyError,
-    httpx.UnsupportedProtocol,
-]
-
-
 @given(
     kind=st.sampled_from(TRANSPORT_FAILURES),
     detail=st.text(max_size=30),
@@ -1278,12 +1157,8 @@ async def test_transport_failures_become_network_errors(
     """Every httpx transport failure is a ProviderNetworkError (timeouts: TIMEOUT), keyless."""
     failure = kind(f"{detail} {key}")
 
-    def respond(request: httpx.Request) -> httpx.Response:
-        raise failure
-
-    async with _mock_client(respond) as client:
-        with pytest.raises(ProviderNetworkError) as caught:
-            await _collect(GeminiProvider(client), _invocation("https://g.test/v1beta", key=key))
+    invocation = _invocation("https://g.test/v1beta", key=key)
+    caught = await transport_failure_raised(GeminiProvider, invocation, failure)
     timeout = issubclass(kind, httpx.TimeoutException)
     assert caught.value.category is (ErrorCategory.TIMEOUT if timeout else ErrorCategory.NETWORK)
     # A scrubbed error does not chain to the text it replaced, or a traceback would print it.

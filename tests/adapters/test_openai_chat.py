@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from chatscope.adapters.openai_chat import OpenAIChatProvider
@@ -39,18 +39,26 @@ from chatscope.services.messages import (
     Usage,
 )
 from chatscope.services.ports import ModelProvider
-from tests.adapters.conftest import (
+from tests.support.adapter_helpers import (
+    PROPERTY,
+    SOCKET_PROPERTY,
     assistant_message,
     collect,
     declaration,
+    is_json_object,
     make_invocation,
     mock_client,
+    mocked_events,
     outcome,
     recording_client,
+    replay_events,
     scripted,
+    secrets,
     split_at,
     sse_body,
 )
+from tests.support.adapter_helpers import openai_arguments as arguments
+from tests.support.adapter_helpers import openai_json_values as json_values
 from tests.support.cassettes import FIXTURES, Interaction, load_cassette
 from tests.support.replay_server import ReplayServer, ScriptedResponse, replay_server
 
@@ -88,14 +96,6 @@ MULTI_TURN = [
 STREAMED = [
     (name, index) for name, index in SUCCESS if load_cassette(f"openai/{name}")[index].is_sse
 ]
-
-PROPERTY = settings(max_examples=40, deadline=None)
-# One module-scoped server serves every example on purpose: it replays only what each enqueues.
-SOCKET_PROPERTY = settings(
-    max_examples=15,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
 
 
 def recorded(name: str, index: int = 0) -> Interaction:
@@ -203,19 +203,12 @@ def _usage(usage: dict[str, Any]) -> Usage:
 
 async def replay(response: ScriptedResponse, **options: Any) -> list[Any]:
     """Serve one response on a real socket and collect the adapter's events."""
-    with replay_server(response) as server:
-        async with httpx.AsyncClient() as client:
-            return await collect(
-                OpenAIChatProvider(client), make_invocation(server.url + "/v1", **options)
-            )
+    return await replay_events(OpenAIChatProvider, response, **options)
 
 
 async def mocked(pieces: list[bytes], **options: Any) -> list[Any]:
     """Stream `pieces` through a mock transport and collect the adapter's events."""
-    async with mock_client(pieces) as client:
-        return await collect(
-            OpenAIChatProvider(client), make_invocation("http://llm/v1", **options)
-        )
+    return await mocked_events(OpenAIChatProvider, pieces, **options)
 
 
 # --- recorded traffic over a real socket ---------------------------------------------------
@@ -643,16 +636,6 @@ async def test_dropped_connection_is_a_network_error() -> None:
 
 # --- properties -------------------------------------------------------------------------------
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
-    ),
-    max_leaves=8,
-)
-arguments = st.dictionaries(st.text(max_size=8), json_values, max_size=4)
-secrets = st.text(alphabet=string.ascii_letters + string.digits + "-_.", min_size=12, max_size=48)
-
 
 @pytest.mark.parametrize(("name", "index"), STREAMED)
 @PROPERTY
@@ -1037,13 +1020,6 @@ async def test_any_tool_arguments_that_are_not_a_json_object_are_a_protocol_erro
     async with mock_client([json.dumps(whole).encode()], content_type="application/json") as client:
         with pytest.raises(StreamProtocolError):
             await collect(OpenAIChatProvider(client), make_invocation("http://x/v1"))
-
-
-def is_json_object(text: str) -> bool:
-    try:
-        return isinstance(json.loads(text), dict)
-    except ValueError:
-        return False
 
 
 @PROPERTY
