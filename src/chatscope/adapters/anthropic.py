@@ -142,7 +142,7 @@ def _request_body(invocation: ModelInvocation, provider: str) -> dict[str, Any]:
     """Model params go to the top level and may override `max_tokens` and `stream`."""
     body: dict[str, Any] = {
         "model": invocation.model,
-        "max_tokens": invocation.ephemerals.max_output_tokens,
+        "max_tokens": _max_tokens(invocation.model, invocation.ephemerals.max_output_tokens),
         "stream": True,
         **thaw(invocation.model_params),
     }
@@ -152,6 +152,25 @@ def _request_body(invocation: ModelInvocation, provider: str) -> dict[str, Any]:
         body["tools"] = _map_tools(invocation.tools)
     body["messages"] = _map_messages(invocation.history, provider)
     return body
+
+
+# Output-token limits Anthropic documents per model family, most specific prefix first. The
+# `maxOutputTokens` default (65536) is above every one of them, and the API refuses a
+# `max_tokens` over the model's limit instead of lowering it.
+_OUTPUT_LIMITS: tuple[tuple[str, int], ...] = (
+    ("claude-opus-4", 32_000),
+    ("claude-sonnet-4", 64_000),
+    ("claude-haiku-4", 64_000),
+    ("claude-3-7-sonnet", 64_000),
+    ("claude-3-5", 8_192),
+    ("claude-3", 4_096),
+)
+
+
+def _max_tokens(model: str, ceiling: int) -> int:
+    """`maxOutputTokens`, lowered to the model family's documented limit where it is known."""
+    limit = next((tokens for prefix, tokens in _OUTPUT_LIMITS if model.startswith(prefix)), None)
+    return ceiling if limit is None else min(ceiling, limit)
 
 
 def _map_tools(tools: Iterable[ToolDeclaration]) -> list[dict[str, Any]]:
