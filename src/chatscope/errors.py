@@ -10,7 +10,6 @@ type at its boundary and the CLI can print one clear line instead of a traceback
     ├── AuthenticationRequiredError     no credential could be resolved for a call that needs one
     ├── ToolError                       a tool refused or failed (the model is told)
     │   └── WorkspaceEscapeError        a path pointed outside the workspace root
-    ├── TurnLimitExceededError          (reserved) a caller asked for strict turn limits
     └── ProviderError                   a model call failed; carries category, status, retryable
         ├── RateLimitError              category rate_limit (retryable)
         ├── QuotaExceededError          category quota
@@ -45,7 +44,6 @@ __all__ = [
     "ServerError",
     "StreamProtocolError",
     "ToolError",
-    "TurnLimitExceededError",
     "UnknownProviderError",
     "WorkspaceEscapeError",
     "redact_secrets",
@@ -118,10 +116,6 @@ class ToolError(ChatscopeError):
 
 class WorkspaceEscapeError(ToolError):
     """A tool was asked for a path outside its workspace root."""
-
-
-class TurnLimitExceededError(ChatscopeError):
-    """Raised only when a caller asks for strict turn limits."""
 
 
 class ErrorCategory(enum.StrEnum):
