@@ -64,7 +64,8 @@ async def test_history_factory_can_be_overridden(tmp_path: Path) -> None:
     """Tests may swap the per-scope history store through the runtime container."""
 
     class CountingHistory:
-        def __init__(self) -> None:
+        def __init__(self, *, session_id: str) -> None:
+            self.session_id = session_id
             self.turns = 0
 
         async def messages(self) -> tuple[()]:
@@ -76,12 +77,16 @@ async def test_history_factory_can_be_overridden(tmp_path: Path) -> None:
         async def token_count(self) -> int:
             return 0
 
+        async def replace(self, messages: object) -> None:
+            raise AssertionError("nothing compresses here")
+
     app = build_test_app(ScriptedProvider([ScriptedReply(text="ok")]), workspace=tmp_path)
     with app.runtime.history.override(providers.Factory(CountingHistory)):
         context = app.runtime.scopes().foreground()
         await app.runtime.chat_session(context=context).send("hi")
     assert isinstance(context.history, CountingHistory)
     assert context.history.turns == 1
+    assert context.history.session_id == context.state.session_id
 
 
 async def test_resources_start_and_stop(tmp_path: Path) -> None:

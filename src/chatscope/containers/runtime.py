@@ -10,7 +10,7 @@ from chatscope.services.chat import ChatSession
 from chatscope.services.history import InMemoryHistory
 from chatscope.services.ports import TelemetrySink
 from chatscope.services.retry import RetryPolicy
-from chatscope.services.runtime import ProviderCatalog, create_agent_runtime_context
+from chatscope.services.runtime import ProviderCatalog, open_scope_context
 from chatscope.services.scopes import ScopeFactory
 from chatscope.services.tools import ToolRegistry
 
@@ -34,10 +34,12 @@ class RuntimeScopeContainer(containers.DeclarativeContainer):
     retry_policy = providers.Dependency(instance_of=RetryPolicy)
 
     history = providers.Selector(history_backend, memory=providers.Factory(InMemoryHistory))
+    subagent_history = providers.Factory(InMemoryHistory)
     tools = providers.Factory(ToolRegistry, workspace_tools)
     context = providers.Factory(
-        create_agent_runtime_context,
-        history=history,
+        open_scope_context,
+        open_history=history.provider,
+        open_subagent_history=subagent_history.provider,
         tools=tools,
         telemetry_sink=telemetry_sink,
         providers=provider_catalog,

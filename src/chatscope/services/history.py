@@ -16,9 +16,10 @@ class InMemoryHistory:
     estimate for messages stored since (or an estimate of everything when no usage is known).
     """
 
-    __slots__ = ("_measured_tokens", "_measured_upto", "_messages")
+    __slots__ = ("_measured_tokens", "_measured_upto", "_messages", "session_id")
 
-    def __init__(self, messages: Sequence[Message] = ()) -> None:
+    def __init__(self, messages: Sequence[Message] = (), *, session_id: str | None = None) -> None:
+        self.session_id = session_id
         self._messages: tuple[Message, ...] = tuple(messages)
         self._measured_tokens = 0
         self._measured_upto = 0
@@ -38,3 +39,9 @@ class InMemoryHistory:
         """Tokens the history costs, API-reported where known."""
         unmeasured = self._messages[self._measured_upto :]
         return self._measured_tokens + estimate_tokens(unmeasured)
+
+    async def replace(self, messages: Sequence[Message]) -> None:
+        """Replace everything stored; the new history's size is an estimate until the next usage."""
+        self._messages = tuple(messages)
+        self._measured_tokens = 0
+        self._measured_upto = 0

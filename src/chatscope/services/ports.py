@@ -9,7 +9,7 @@ from chatscope.services.events import ProviderEvent
 from chatscope.services.invocation import ModelInvocation, ToolDeclaration
 from chatscope.services.messages import Message, Usage
 
-__all__ = ["HistoryStore", "ModelProvider", "TelemetrySink", "Tool"]
+__all__ = ["HistoryOpener", "HistoryStore", "ModelProvider", "TelemetrySink", "Tool"]
 
 
 @runtime_checkable
@@ -40,6 +40,18 @@ class HistoryStore(Protocol):
 
     async def token_count(self) -> int:
         """Tokens the stored history costs: API-reported where known, estimated otherwise."""
+        ...
+
+    async def replace(self, messages: Sequence[Message]) -> None:
+        """Replace the whole stored history atomically (a compressed history takes its place)."""
+        ...
+
+
+class HistoryOpener(Protocol):
+    """Opens the history of one session: fresh in memory, or the stored one of a database."""
+
+    def __call__(self, *, session_id: str) -> HistoryStore:
+        """The history store of `session_id`."""
         ...
 
 

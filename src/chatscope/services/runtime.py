@@ -18,7 +18,7 @@ from chatscope.errors import MissingProviderRuntimeError, UnknownProviderError
 from chatscope.services.auth import AuthSpec
 from chatscope.services.frozen import FrozenDict, deep_freeze
 from chatscope.services.invocation import AuthType
-from chatscope.services.ports import HistoryStore, ModelProvider, TelemetrySink
+from chatscope.services.ports import HistoryOpener, HistoryStore, ModelProvider, TelemetrySink
 from chatscope.services.telemetry import RuntimeTelemetry
 from chatscope.services.tools import ToolRegistry
 
@@ -29,6 +29,7 @@ __all__ = [
     "ProviderView",
     "create_agent_runtime_context",
     "new_id",
+    "open_scope_context",
 ]
 
 
@@ -164,6 +165,25 @@ def create_agent_runtime_context(
         auth=auth,
         system_prompt=system_prompt,
     )
+
+
+def open_scope_context(
+    *,
+    state: AgentRuntimeState,
+    open_history: HistoryOpener,
+    open_subagent_history: HistoryOpener,
+    **parts: Any,
+) -> AgentRuntimeContext:
+    """A context whose history is that of `state.session_id`.
+
+    A foreground scope opens its session's history with `open_history` (in memory, or the
+    stored session of the database); a subagent's history is always its own, opened with
+    `open_subagent_history`, so a subagent never writes into its parent's session.
+    The other `parts` are those of `create_agent_runtime_context`.
+    """
+    opener = open_subagent_history if state.parent_runtime_id else open_history
+    history = opener(session_id=state.session_id)
+    return create_agent_runtime_context(state=state, history=history, **parts)
 
 
 class ProviderCatalog:
