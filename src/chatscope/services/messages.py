@@ -60,19 +60,25 @@ class ThinkingBlock:
 
 @dataclass(frozen=True, slots=True)
 class ToolCallBlock:
-    """A request from the model to run a tool; `arguments` is deeply frozen."""
+    """A request from the model to run a tool; `arguments` is deeply frozen.
+
+    `provider` names the adapter that produced the call; `signature` (a Gemini thought
+    signature) and `item_id` (an OpenAI Responses `fc_...` item id) are only meaningful there.
+    """
 
     id: str
     name: str
     arguments: FrozenDict = field(default_factory=FrozenDict)
     signature: str | None = None
+    item_id: str | None = None
+    provider: str | None = None
 
     @classmethod
     def create(
-        cls, id: str, name: str, arguments: Mapping[str, Any], signature: str | None = None
+        cls, id: str, name: str, arguments: Mapping[str, Any], **origin: str | None
     ) -> ToolCallBlock:
-        """Build a call, freezing the arguments."""
-        return cls(id=id, name=name, arguments=deep_freeze(arguments), signature=signature)
+        """Build a call, freezing the arguments; `origin` is signature, item_id, provider."""
+        return cls(id=id, name=name, arguments=deep_freeze(arguments), **origin)
 
     def arguments_json(self) -> str:
         """The arguments as compact JSON, as OpenAI-style wire formats want them."""
