@@ -12,8 +12,7 @@ streamed reply costs one generator step per event rather than one per line.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import aclosing, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import httpx
 
@@ -28,14 +27,16 @@ class SSEEvent:
     data: str
 
 
-@dataclass(slots=True)
 class SSEParser:
     """Turns text chunks, split anywhere, into events. One parser per response."""
 
-    _partial: list[str] = field(default_factory=list)
-    _after_cr: bool = False
-    _event: str = ""
-    _data: list[str] = field(default_factory=list)
+    __slots__ = ("_after_cr", "_data", "_event", "_partial")
+
+    def __init__(self) -> None:
+        self._partial: list[str] = []
+        self._after_cr = False
+        self._event = ""
+        self._data: list[str] = []
 
     def feed(self, chunk: str) -> list[SSEEvent]:
         """The events completed by this chunk of the body."""
@@ -55,39 +56,34 @@ class SSEParser:
         self._partial.append(lines[0])
         lines[0] = "".join(self._partial)
         self._partial = [lines.pop()]
-        return [event for line in lines if (event := self._line(line)) is not None]
+        return self._lines(lines)
 
     def close(self) -> list[SSEEvent]:
         """The last event, if the body ended without the blank line that closes it."""
         tail = "".join(self._partial)
         self._partial = []
-        events = [event] if tail and (event := self._line(tail)) is not None else []
-        if self._data:
-            events.append(self._dispatch())
+        return self._lines([tail, ""] if tail else [""])
+
+    def _lines(self, lines: list[str]) -> list[SSEEvent]:
+        """Apply complete lines; one loop, no call per line, as this runs for every line."""
+        events: list[SSEEvent] = []
+        data = self._data
+        for line in lines:
+            if not line:  # a blank line dispatches the event, if it has data
+                if data:
+                    events.append(SSEEvent(self._event or "message", "\n".join(data)))
+                    data = []
+                self._event = ""
+                continue
+            name, _, value = line.partition(":")
+            if value.startswith(" "):
+                value = value[1:]
+            if name == "data":
+                data.append(value)
+            elif name == "event":
+                self._event = value
+        self._data = data
         return events
-
-    def _line(self, line: str) -> SSEEvent | None:
-        if not line:
-            if self._data:
-                return self._dispatch()
-            self._reset()
-            return None
-        name, _, value = line.partition(":")
-        if value.startswith(" "):
-            value = value[1:]
-        if name == "data":
-            self._data.append(value)
-        elif name == "event":
-            self._event = value
-        return None
-
-    def _dispatch(self) -> SSEEvent:
-        event = SSEEvent(self._event or "message", "\n".join(self._data))
-        self._reset()
-        return event
-
-    def _reset(self) -> None:
-        self._event, self._data = "", []
 
 
 async def iter_sse_events(chunks: AsyncIterator[str]) -> AsyncGenerator[SSEEvent, None]:
@@ -100,8 +96,16 @@ async def iter_sse_events(chunks: AsyncIterator[str]) -> AsyncGenerator[SSEEvent
         yield event
 
 
-@asynccontextmanager
-async def sse_stream(response: httpx.Response) -> AsyncIterator[AsyncIterator[SSEEvent]]:
+class sse_stream:  # noqa: N801 - used like the function-style context manager it replaced
     """The events of a streamed response body, closed on exit even when parsing stops early."""
-    async with aclosing(iter_sse_events(response.aiter_text())) as events:
-        yield events
+
+    __slots__ = ("_events",)
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._events = iter_sse_events(response.aiter_text())
+
+    async def __aenter__(self) -> AsyncGenerator[SSEEvent, None]:
+        return self._events
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._events.aclose()

@@ -75,6 +75,9 @@ _FINISH_REASONS: Mapping[str, FinishReason] = MappingProxyType(
     }
 )
 
+# A delta with only these keys carries nothing but text.
+_TEXT_ONLY_DELTA = frozenset({"role", "content"})
+
 # Message fields that carry output chatscope has no neutral event for.
 _UNSUPPORTED_FIELDS = ("audio", "function_call")
 
@@ -276,10 +279,15 @@ class _ChatTurn:
     def _process_choice(self, choice: dict[str, Any], events: list[ProviderEvent]) -> None:
         delta = choice.get("delta")
         if delta:
-            _content_events(delta, events, self.provider)
-            fragments = delta.get("tool_calls")
-            if fragments:
-                self._add_fragments(fragments)
+            content = delta.get("content")
+            if type(content) is str and delta.keys() <= _TEXT_ONLY_DELTA:
+                if content:  # the hot path: a delta of text, once per streamed token
+                    events.append(TextDelta(content))
+            else:
+                _content_events(delta, events, self.provider)
+                fragments = delta.get("tool_calls")
+                if fragments:
+                    self._add_fragments(fragments)
         finish = choice.get("finish_reason")
         if finish:
             self.finish_raw = finish
