@@ -588,9 +588,12 @@ async def test_missing_base_url_raises_with_the_runtime_id() -> None:
 
 
 async def test_history_from_other_providers_maps_to_user_and_model_contents() -> None:
-    """Foreign thinking is left out; an unsigned foreign call gets the documented placeholder."""
+    """Foreign thinking is left out; a foreign call gets the documented placeholder, even when
+    it carries a signature field of its own, since only Gemini's signatures verify at Gemini."""
     seen: list[httpx.Request] = []
-    call = ToolCallBlock.create("toolu_01abc", "search", {"q": "x"})
+    call = ToolCallBlock.create(
+        "toolu_01abc", "search", {"q": "x"}, signature="Zm9yZWlnbg==", provider="anthropic"
+    )
     history = (
         Message.user("find x"),
         Message(
@@ -836,7 +839,9 @@ def _expected_events(parts: Sequence[Mapping[str, Any]]) -> list[ProviderEvent]:
             call = part["functionCall"]
             call_id = f"gemini_{calls}_{call['name']}_resp-1"
             calls += 1
-            block = ToolCallBlock.create(call_id, call["name"], call["args"], signature=signature)
+            block = ToolCallBlock.create(
+                call_id, call["name"], call["args"], signature=signature, provider="gemini"
+            )
             events.append(ToolCallEvent(block))
         elif part.get("thought"):
             events.append(ThinkingDelta(part["text"]))

@@ -1054,7 +1054,8 @@ async def test_streamed_and_whole_responses_give_the_same_content(
 async def test_parsed_turn_maps_back_to_the_same_items(
     response: dict[str, Any], data: st.DataObject
 ) -> None:
-    """A parsed response, stored as a message and sent back, yields its calls and own reasoning."""
+    """A parsed response, stored as a message and sent back, yields its calls and own reasoning,
+    each with its own item id, so a reasoning item is followed by the call it produced."""
     events = await mocked([sse_body(stream_of(response, data))])
     seen: list[httpx.Request] = []
     history = [Message.user("q"), assistant_message(events, NAME)]
@@ -1069,7 +1070,7 @@ async def test_parsed_turn_maps_back_to_the_same_items(
         if i["type"] == "function_call" or (i["type"] == "reasoning" and i.get("encrypted_content"))
     ]
     assert [(i["type"], i.get("id"), i.get("call_id")) for i in sent] == [
-        (i["type"], i["id"] if i["type"] == "reasoning" else None, i.get("call_id")) for i in wanted
+        (i["type"], i["id"], i.get("call_id")) for i in wanted
     ]
     assert [i.get("encrypted_content") for i in sent] == [
         i.get("encrypted_content") for i in wanted
@@ -1381,3 +1382,27 @@ async def test_text_the_deltas_missed_comes_from_the_finished_item(
     assert result.text == text
     assert result.thinking == thinking
     assert result.signatures == [("rs_1", "enc")]
+
+
+async def test_function_call_item_ids_go_back_only_to_the_adapter_that_issued_them() -> None:
+    """An `fc_` id is meaningless to OpenAI when another provider's call happens to carry one."""
+    own = ToolCallBlock.create("call_a", "f", {}, item_id="fc_a", provider=NAME)
+    foreign = ToolCallBlock.create("call_b", "g", {}, item_id="fc_b", provider="openai")
+    history = [
+        Message.user("q"),
+        Message(Role.ASSISTANT, (own, foreign)),
+        Message(
+            Role.TOOL,
+            (
+                ToolResultBlock("call_a", "f", result="1"),
+                ToolResultBlock("call_b", "g", result="2"),
+            ),
+        ),
+    ]
+    seen: list[httpx.Request] = []
+    async with recording_client(text_reply, seen) as client:
+        await collect(
+            OpenAIResponsesProvider(client), make_invocation("http://x/v1", history=history)
+        )
+    calls = [i for i in json.loads(seen[0].content)["input"] if i.get("type") == "function_call"]
+    assert [(c["call_id"], c.get("id")) for c in calls] == [("call_a", "fc_a"), ("call_b", None)]

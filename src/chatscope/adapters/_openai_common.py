@@ -58,6 +58,7 @@ class PendingCall:
     id: str
     name: str
     parts: list[str] = field(default_factory=list)
+    item_id: str | None = None
 
     def block(self, provider: str) -> ToolCallBlock:
         """The finished call; its arguments must now parse as one JSON object."""
@@ -66,7 +67,9 @@ class PendingCall:
         arguments = parse_arguments("".join(self.parts), self.name, provider)
         # Some OpenAI-compatible servers omit the id; the call still needs one to pair a result.
         call_id = self.id or f"call_{uuid.uuid4().hex[:24]}"
-        return ToolCallBlock.create(call_id, self.name, arguments)
+        return ToolCallBlock.create(
+            call_id, self.name, arguments, item_id=self.item_id, provider=provider
+        )
 
 
 def auth_headers(secret: str | None) -> dict[str, str]:

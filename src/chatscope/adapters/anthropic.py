@@ -276,7 +276,7 @@ class _PendingCall:
     def complete(self, provider: str) -> ToolCallBlock:
         text = "".join(self.fragments)
         arguments = _parse_arguments(text, self.name, provider) if text else self.initial_input
-        return ToolCallBlock.create(self.id, self.name, arguments)
+        return ToolCallBlock.create(self.id, self.name, arguments, provider=provider)
 
 
 @dataclass(slots=True)
@@ -413,7 +413,8 @@ def _response_block_events(block: Mapping[str, Any], provider: str) -> tuple[Pro
     if kind == "redacted_thinking":
         return (ThinkingDelta("", redacted_data=block["data"]),)
     if kind == "tool_use":
-        call = ToolCallBlock.create(block["id"], block["name"], block.get("input") or {})
+        arguments = block.get("input") or {}
+        call = ToolCallBlock.create(block["id"], block["name"], arguments, provider=provider)
         return (ToolCallEvent(call),)
     raise _unsupported(f"content block type {kind!r}", provider)
 

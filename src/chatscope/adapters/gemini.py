@@ -181,7 +181,9 @@ def _map_block(block: Block, provider: str) -> dict[str, Any] | None:
             call: dict[str, Any] = {"name": block.name, "args": thaw(block.arguments)}
             if block.id:
                 call["id"] = block.id
-            return _signed({"functionCall": call}, block.signature or _UNSIGNED_CALL_SIGNATURE)
+            # Only a call Gemini made carries a signature it can verify (module docstring).
+            own = block.signature if block.provider in (provider, None) else None
+            return _signed({"functionCall": call}, own or _UNSIGNED_CALL_SIGNATURE)
         case ToolResultBlock():
             return {"functionResponse": _map_tool_result(block)}
         case _:
@@ -281,7 +283,10 @@ def _tool_call(
     index, state.calls = state.calls, state.calls + 1
     name = call["name"]
     call_id = call.get("id") or _call_id(index, name, state.response_id)
-    return ToolCallBlock.create(call_id, name, call.get("args") or {}, signature=signature)
+    arguments = call.get("args") or {}
+    return ToolCallBlock.create(
+        call_id, name, arguments, signature=signature, provider=state.provider
+    )
 
 
 def _call_id(index: int, name: str, response_id: str) -> str:

@@ -11,8 +11,9 @@ the encrypted content is read from `response.output_item.done`: the copy on `.ad
 incomplete.
 
 Tool calls use the item's `call_id` as the neutral id, as `function_call_output` pairs on it.
-The `fc_...` item id is not kept (the neutral `ToolCallBlock` has no field for it), so function
-calls are sent back without an `id`.
+The `fc_...` item id is kept as `ToolCallBlock.item_id` and sent back as the function call's `id`
+when the call came from this adapter, so a replayed reasoning item is followed by the very
+function call item it produced; calls from other providers go back without an `id`.
 
 Stream events: content travels only in output items and in `*.delta` events, so an output item
 type chatscope cannot represent, or an unknown `*.delta` event, raises `StreamProtocolError`;
@@ -203,7 +204,7 @@ def _map_assistant(message: Message, provider: str) -> list[dict[str, Any]]:
                 if reasoning is not None:
                     items.append(reasoning)
             case ToolCallBlock():
-                items.append(_map_tool_call(block))
+                items.append(_map_tool_call(block, provider))
             case ToolResultBlock():
                 raise _unsupported(block, message.role, provider)
             case _:
@@ -233,13 +234,14 @@ def _map_reasoning(block: ThinkingBlock, provider: str) -> dict[str, Any] | None
     }
 
 
-def _map_tool_call(block: ToolCallBlock) -> dict[str, Any]:
-    return {
-        "type": "function_call",
-        "call_id": wire_call_id(block.id, _CALL_ID_LIMIT),
-        "name": block.name,
-        "arguments": block.arguments_json(),
-    }
+def _map_tool_call(block: ToolCallBlock, provider: str) -> dict[str, Any]:
+    item: dict[str, Any] = {"type": "function_call"}
+    if block.item_id and block.provider == provider:
+        item["id"] = block.item_id  # only this adapter's own `fc_...` ids mean anything here
+    item["call_id"] = wire_call_id(block.id, _CALL_ID_LIMIT)
+    item["name"] = block.name
+    item["arguments"] = block.arguments_json()
+    return item
 
 
 def _map_tool_result(block: Block, provider: str) -> dict[str, Any]:
@@ -336,7 +338,9 @@ class _ResponsesTurn:
         item = data["item"]
         kind = item["type"]
         if kind == "function_call":
-            self.calls[item["id"]] = PendingCall(item.get("call_id") or "", item.get("name") or "")
+            self.calls[item["id"]] = PendingCall(
+                item.get("call_id") or "", item.get("name") or "", item_id=item["id"] or None
+            )
         elif kind not in ("message", "reasoning"):
             raise _unsupported_item(kind, self.provider)
         return _NO_EVENTS
@@ -419,7 +423,8 @@ class _ResponsesTurn:
         if pending is None or not pending.parts:
             call_id = item.get("call_id") or (pending.id if pending else "")
             name = item.get("name") or (pending.name if pending else "")
-            pending = PendingCall(call_id, name, [item.get("arguments") or ""])
+            arguments = [item.get("arguments") or ""]
+            pending = PendingCall(call_id, name, arguments, item_id=item.get("id") or None)
         self.made_calls = True
         return (ToolCallEvent(pending.block(self.provider)),)
 
