@@ -22,6 +22,7 @@ from chatscope.adapters._http import (
     is_event_stream,
     streamed_response,
 )
+from chatscope.adapters._output_limits import ANTHROPIC_OUTPUT_LIMITS, capped_output_tokens
 from chatscope.adapters._sse import sse_stream
 from chatscope.errors import (
     AuthenticationFailedError,
@@ -154,23 +155,9 @@ def _request_body(invocation: ModelInvocation, provider: str) -> dict[str, Any]:
     return body
 
 
-# Output-token limits Anthropic documents per model family, most specific prefix first. The
-# `maxOutputTokens` default (65536) is above every one of them, and the API refuses a
-# `max_tokens` over the model's limit instead of lowering it.
-_OUTPUT_LIMITS: tuple[tuple[str, int], ...] = (
-    ("claude-opus-4", 32_000),
-    ("claude-sonnet-4", 64_000),
-    ("claude-haiku-4", 64_000),
-    ("claude-3-7-sonnet", 64_000),
-    ("claude-3-5", 8_192),
-    ("claude-3", 4_096),
-)
-
-
 def _max_tokens(model: str, ceiling: int) -> int:
     """`maxOutputTokens`, lowered to the model family's documented limit where it is known."""
-    limit = next((tokens for prefix, tokens in _OUTPUT_LIMITS if model.startswith(prefix)), None)
-    return ceiling if limit is None else min(ceiling, limit)
+    return capped_output_tokens(model, ceiling, ANTHROPIC_OUTPUT_LIMITS)
 
 
 def _map_tools(tools: Iterable[ToolDeclaration]) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from chatscope.adapters._http import (
     is_event_stream,
     streamed_response,
 )
+from chatscope.adapters._output_limits import GEMINI_OUTPUT_LIMITS, capped_output_tokens
 from chatscope.adapters._sse import sse_stream
 from chatscope.errors import (
     ProviderError,
@@ -127,7 +128,7 @@ def _request_body(invocation: ModelInvocation, provider: str) -> dict[str, Any]:
     top_level = {key: params.pop(key) for key in list(params) if key in _TOP_LEVEL_PARAMS}
     body: dict[str, Any] = {
         "contents": _map_messages(invocation.history, provider),
-        "generationConfig": {"maxOutputTokens": invocation.ephemerals.max_output_tokens, **params},
+        "generationConfig": {"maxOutputTokens": _max_output_tokens(invocation), **params},
         **top_level,
     }
     if invocation.system_prompt:
@@ -135,6 +136,12 @@ def _request_body(invocation: ModelInvocation, provider: str) -> dict[str, Any]:
     if invocation.tools:
         body["tools"] = [{"functionDeclarations": _map_tools(invocation.tools)}]
     return body
+
+
+def _max_output_tokens(invocation: ModelInvocation) -> int:
+    """The `maxOutputTokens` setting, within the model family's documented limit."""
+    ceiling = invocation.ephemerals.max_output_tokens
+    return capped_output_tokens(invocation.model, ceiling, GEMINI_OUTPUT_LIMITS)
 
 
 def _map_tools(tools: Iterable[ToolDeclaration]) -> list[dict[str, Any]]:
