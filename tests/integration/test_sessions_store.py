@@ -1,0 +1,513 @@
+"""The database history store: lazy sessions, atomic turns, migrations, many writers, clear errors.
+
+Runs on SQLite, and on PostgreSQL too when `CHATSCOPE_TEST_DATABASE_URL` is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import signal
+import sqlite3
+import sys
+import time
+from asyncio.subprocess import PIPE, Process
+from collections.abc import AsyncIterator
+from itertools import groupby
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import SecretStr
+from sqlalchemy import insert, inspect, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from chatscope.adapters import sql_history
+from chatscope.adapters.database import create_database_engine, ensure_database_directory
+from chatscope.adapters.message_codec import MessageCodecError, encode_message
+from chatscope.adapters.sql_history import SessionCatalog, SqlHistoryStore, StoredMessage
+from chatscope.adapters.sql_schema import (
+    LATEST_VERSION,
+    messages_table,
+    migrate,
+    prepare_database,
+    schema_version,
+    sessions_table,
+)
+from chatscope.errors import ConfigurationError, HistoryStoreError, UnknownSessionError
+from chatscope.services.messages import Message, Role, TextBlock, Usage
+from tests.support.databases import DATABASE_BACKENDS, engine_for, fresh_database, migrated_engine
+from tests.support.history_writer import turn_messages
+
+WRITER = Path(__file__).parents[1] / "support" / "history_writer.py"
+
+
+@pytest.fixture(params=DATABASE_BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database kind under test."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def engine(backend: str, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """A fresh, migrated database."""
+    async with migrated_engine(backend, tmp_path) as engine:
+        yield engine
+
+
+def reply(text: str) -> Message:
+    """An assistant message saying `text`."""
+    return Message(Role.ASSISTANT, (TextBlock(text),))
+
+
+async def stored_rows(engine: AsyncEngine, session_id: str) -> list[tuple[int, int]]:
+    """(position, turn) of every message row of a session, in position order."""
+    query = (
+        select(messages_table.c.position, messages_table.c.turn)
+        .where(messages_table.c.session_id == session_id)
+        .order_by(messages_table.c.position)
+    )
+    async with engine.connect() as connection:
+        return [(row[0], row[1]) for row in await connection.execute(query)]
+
+
+# --- sessions come and go -------------------------------------------------------------------
+
+
+async def test_opening_creates_nothing_and_the_first_turn_creates_the_session(
+    engine: AsyncEngine,
+) -> None:
+    """An opened store is empty and unsaved; its first turn saves the session with its title."""
+    store, catalog = SqlHistoryStore(engine, session_id="s1"), SessionCatalog(engine)
+    assert await store.messages() == ()
+    assert await store.token_count() == 0
+    assert await catalog.find("s1") is None
+    store.label(provider="openai", model="gpt-test")
+    await store.append_turn([Message.user("  What is\n in here? "), reply("files")])
+    summary = await catalog.get("s1")
+    assert (summary.title, summary.provider, summary.model) == (
+        "What is in here?",
+        "openai",
+        "gpt-test",
+    )
+    assert (summary.turn_count, summary.message_count) == (1, 2)
+    assert summary.created_at == summary.updated_at
+
+
+async def test_a_reopened_session_keeps_its_measured_token_count(engine: AsyncEngine) -> None:
+    """API-reported usage is stored with the turn, so a reloaded session counts tokens the same."""
+    store = SqlHistoryStore(engine, session_id="s1")
+    await store.append_turn([Message.user("a" * 40), reply("b" * 40)], Usage(1000, 50))
+    await store.append_turn([Message.user("c" * 400)])
+    expected = 1050 + 400 // 4
+    assert await store.token_count() == expected
+    assert await SqlHistoryStore(engine, session_id="s1").token_count() == expected
+
+
+async def test_an_empty_turn_stores_nothing(engine: AsyncEngine) -> None:
+    """Appending no messages neither creates a session nor counts a turn."""
+    await SqlHistoryStore(engine, session_id="s1").append_turn([], Usage(5, 5))
+    assert await SessionCatalog(engine).find("s1") is None
+
+
+async def test_the_catalog_lists_newest_first_and_deletes_whole_sessions(
+    engine: AsyncEngine,
+) -> None:
+    """`list_sessions` orders by last update; `delete` removes the session and its messages."""
+    for session_id in ("old", "new", "middle"):
+        await SqlHistoryStore(engine, session_id=session_id).append_turn([Message.user(session_id)])
+    await SqlHistoryStore(engine, session_id="middle").append_turn([Message.user("again")])
+    await SqlHistoryStore(engine, session_id="new").append_turn([Message.user("again")])
+    catalog = SessionCatalog(engine)
+    assert [s.id for s in await catalog.list_sessions()] == ["new", "middle", "old"]
+    await catalog.delete("middle")
+    assert [s.id for s in await catalog.list_sessions()] == ["new", "old"]
+    assert await stored_rows(engine, "middle") == []
+    assert await catalog.transcript("middle") == ()
+
+
+@settings(max_examples=15)
+@given(session_id=st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\0")))
+async def test_unknown_sessions_are_named_in_the_error(
+    engine: AsyncEngine, session_id: str
+) -> None:
+    """Asking the catalog for any id that names no session raises an error naming that id."""
+    catalog = SessionCatalog(engine)
+    assert await catalog.find(session_id) is None
+    for action in (catalog.get, catalog.delete):
+        with pytest.raises(UnknownSessionError) as caught:
+            await action(session_id)
+        assert caught.value.session_id == session_id
+        assert repr(session_id) in str(caught.value)
+
+
+# --- atomicity ------------------------------------------------------------------------------
+
+
+async def test_a_turn_the_database_refuses_leaves_no_trace(engine: AsyncEngine) -> None:
+    """If inserting a turn fails half-way, the whole transaction is undone: counts, rows, cache."""
+    store = SqlHistoryStore(engine, session_id="s1")
+    first = [Message.user("one"), reply("1")]
+    await store.append_turn(first)
+    # Occupy the position the failing turn's second message needs, behind the store's back.
+    async with engine.begin() as connection:
+        await connection.execute(
+            insert(messages_table).values(
+                session_id="s1", position=3, turn=9, role="user", payload=encode_message(reply("x"))
+            )
+        )
+    with pytest.raises(HistoryStoreError, match="saving a turn of session 's1'"):
+        await store.append_turn([Message.user("two"), reply("2")])
+    assert await stored_rows(engine, "s1") == [(0, 1), (1, 1), (3, 9)]
+    summary = await SessionCatalog(engine).get("s1")
+    assert (summary.turn_count, summary.message_count) == (1, 2)
+    assert await store.messages() == tuple(first)
+
+
+async def test_a_turn_failing_after_its_first_statement_is_rolled_back(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure between updating the session row and inserting messages commits nothing."""
+    store = SqlHistoryStore(engine, session_id="s1")
+    await store.append_turn([Message.user("one")], Usage(10, 10))
+
+    def broken(usage: Usage) -> str:
+        raise MessageCodecError("cannot encode")
+
+    monkeypatch.setattr(sql_history, "encode_usage", broken)
+    with pytest.raises(HistoryStoreError, match="cannot encode"):
+        await store.append_turn([Message.user("two")], Usage(20, 20))
+    summary = await SessionCatalog(engine).get("s1")
+    assert (summary.turn_count, summary.message_count) == (1, 1)
+    assert await SqlHistoryStore(engine, session_id="s1").messages() == (Message.user("one"),)
+
+
+async def test_a_failed_replace_keeps_the_old_history(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`replace` deletes and inserts in one transaction: a failure keeps every old message."""
+    store = SqlHistoryStore(engine, session_id="s1")
+    old = [Message.user("one"), reply("1"), Message.user("two"), reply("2")]
+    await store.append_turn(old[:2])
+    await store.append_turn(old[2:])
+    calls = iter(range(100))
+
+    def fails_on_third(message: Message) -> str:
+        if next(calls) == 2:
+            raise MessageCodecError("third message cannot be encoded")
+        return encode_message(message)
+
+    monkeypatch.setattr(sql_history, "encode_message", fails_on_third)
+    with pytest.raises(HistoryStoreError, match="replacing the history of session 's1'"):
+        await store.replace([Message.user("summary"), reply("s"), Message.user("two")])
+    assert await SqlHistoryStore(engine, session_id="s1").messages() == tuple(old)
+    assert await store.messages() == tuple(old)
+
+
+# --- migrations -----------------------------------------------------------------------------
+
+
+async def schema_state(engine: AsyncEngine) -> tuple[list[int], set[str], set[str]]:
+    """Applied versions, table names, and index names of `sessions`."""
+
+    def read(connection: Any) -> tuple[set[str], set[str]]:
+        inspector = inspect(connection)
+        indexes = {str(index["name"]) for index in inspector.get_indexes("sessions")}
+        return set(inspector.get_table_names()), indexes
+
+    async with engine.connect() as connection:
+        versions = list(
+            (await connection.execute(select(schema_version.c.version).order_by("version")))
+            .scalars()
+            .all()
+        )
+        tables, indexes = await connection.run_sync(read)
+    return versions, tables, indexes
+
+
+async def test_a_fresh_database_is_migrated_to_the_latest_version(
+    backend: str, tmp_path: Path
+) -> None:
+    """Start-up creates every table and applies every migration once, recorded in order."""
+    async with fresh_database(backend, tmp_path) as url:
+        engine = engine_for(url)
+        try:
+            assert await prepare_database(engine) == LATEST_VERSION
+            versions, tables, indexes = await schema_state(engine)
+        finally:
+            await engine.dispose()
+    assert versions == list(range(1, LATEST_VERSION + 1))
+    assert {"sessions", "messages", "schema_version"} <= tables
+    assert "ix_sessions_updated_at" in indexes
+
+
+async def test_migrating_again_changes_nothing(engine: AsyncEngine) -> None:
+    """An already migrated database is left as it is, data included."""
+    await SqlHistoryStore(engine, session_id="s1").append_turn([Message.user("kept")])
+    before = await schema_state(engine)
+    assert await migrate(engine) == LATEST_VERSION
+    assert await prepare_database(engine) == LATEST_VERSION
+    assert await schema_state(engine) == before
+    assert await SqlHistoryStore(engine, session_id="s1").messages() == (Message.user("kept"),)
+
+
+async def test_a_version_1_database_is_upgraded_with_its_data(backend: str, tmp_path: Path) -> None:
+    """A database left at version 1 gains the later migrations and keeps every session."""
+    async with fresh_database(backend, tmp_path) as url:
+        engine = engine_for(url)
+        try:
+            ensure_database_directory(engine.url)
+            assert await migrate(engine, target=1) == 1
+            versions, _, indexes = await schema_state(engine)
+            assert (versions, "ix_sessions_updated_at" in indexes) == ([1], False)
+            turn = [Message.user("from version 1"), reply("still here")]
+            await SqlHistoryStore(engine, session_id="s1").append_turn(turn)
+            assert await prepare_database(engine) == LATEST_VERSION
+            versions, _, indexes = await schema_state(engine)
+            assert await SqlHistoryStore(engine, session_id="s1").messages() == tuple(turn)
+        finally:
+            await engine.dispose()
+    assert versions == list(range(1, LATEST_VERSION + 1))
+    assert "ix_sessions_updated_at" in indexes
+
+
+async def test_a_database_from_a_newer_chatscope_is_refused(engine: AsyncEngine) -> None:
+    """A schema version above the latest known raises a clear error and changes nothing."""
+    async with engine.begin() as connection:
+        await connection.execute(
+            insert(schema_version).values(
+                version=LATEST_VERSION + 5, applied_at=dt.datetime.now(dt.UTC)
+            )
+        )
+    with pytest.raises(HistoryStoreError, match=rf"version {LATEST_VERSION + 5}, newer") as caught:
+        await prepare_database(engine)
+    assert "upgrade chatscope" in str(caught.value)
+    versions, _, _ = await schema_state(engine)
+    assert versions == [*range(1, LATEST_VERSION + 1), LATEST_VERSION + 5]
+
+
+# --- many writers ---------------------------------------------------------------------------
+
+
+async def start_writer(url: str, turns: int, sessions: list[str], cwd: Path) -> Process:
+    """A history_writer process appending `turns` turns (0: until killed) to `sessions`."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, str(WRITER), url, str(turns), *sessions,
+        cwd=cwd, stdout=PIPE, stderr=PIPE,
+    )  # fmt: skip
+
+
+async def run_writers(url: str, jobs: list[tuple[int, list[str]]], *, cwd: Path) -> list[str]:
+    """Run one history_writer per job (turns, sessions) at the same time; the failures' stderr."""
+    children = [await start_writer(url, turns, sessions, cwd) for turns, sessions in jobs]
+    outputs = await asyncio.wait_for(
+        asyncio.gather(*(child.communicate() for child in children)), timeout=120
+    )
+    return [
+        err.decode() for child, (_, err) in zip(children, outputs, strict=True) if child.returncode
+    ]
+
+
+def assert_whole_turns(stored: tuple[StoredMessage, ...], session_id: str) -> list[int]:
+    """Every stored turn is exactly one `turn_messages` turn; returns their numbers in order."""
+    numbers = []
+    for turn, items in groupby(stored, key=lambda item: item.turn):
+        messages = [item.message for item in items]
+        number = int(messages[0].text.rsplit(" ", 1)[1])
+        assert messages == turn_messages(session_id, number), f"turn {turn} is not whole"
+        numbers.append(number)
+    return numbers
+
+
+async def test_writer_processes_never_block_or_corrupt_each_other(
+    backend: str, tmp_path: Path
+) -> None:
+    """Three processes start on a brand-new database at once (each migration is applied once),
+    then write their own sessions and one shared session together: every turn lands whole."""
+    async with fresh_database(backend, tmp_path) as url:
+        jobs = [(12, [f"own{n}", "shared"]) for n in range(3)]
+        assert await run_writers(url, jobs, cwd=tmp_path) == []
+        engine = engine_for(url)
+        try:
+            versions, _, _ = await schema_state(engine)
+            catalog = SessionCatalog(engine)
+            owns = [await catalog.transcript(f"own{n}") for n in range(3)]
+            shared = await catalog.transcript("shared")
+            summary = await catalog.get("shared")
+            rows = await stored_rows(engine, "shared")
+        finally:
+            await engine.dispose()
+    assert versions == list(range(1, LATEST_VERSION + 1))
+    for n, own in enumerate(owns):
+        assert assert_whole_turns(own, f"own{n}") == list(range(1, 7))
+    assert sorted(assert_whole_turns(shared, "shared")) == sorted(list(range(1, 7)) * 3)
+    assert [position for position, _ in rows] == list(range(18 * 4))
+    assert (summary.turn_count, summary.message_count) == (18, 72)
+
+
+@settings(max_examples=8)
+@given(writers=st.integers(min_value=2, max_value=6), turns=st.integers(min_value=1, max_value=4))
+async def test_tasks_writing_one_session_at_once_lose_nothing(
+    engine: AsyncEngine, writers: int, turns: int
+) -> None:
+    """Stores of one session appending concurrently: every turn is stored whole, in one place."""
+    session_id = f"shared-{writers}-{turns}-{time.monotonic_ns()}"
+    stores = [SqlHistoryStore(engine, session_id=session_id) for _ in range(writers)]
+
+    async def write(store: SqlHistoryStore) -> None:
+        for n in range(1, turns + 1):
+            await store.append_turn(turn_messages(session_id, n))
+
+    await asyncio.gather(*(write(store) for store in stores))
+    stored = await SessionCatalog(engine).transcript(session_id)
+    assert sorted(assert_whole_turns(stored, session_id)) == sorted(
+        list(range(1, turns + 1)) * writers
+    )
+    rows = await stored_rows(engine, session_id)
+    assert [position for position, _ in rows] == list(range(4 * turns * writers))
+    assert [turn for _, turn in rows] == sorted(turn for _, turn in rows)
+
+
+async def test_a_held_write_lock_delays_writers_but_never_readers(tmp_path: Path) -> None:
+    """SQLite in WAL mode: reads go on while another process holds the write lock; a writer
+    waits for it (busy timeout) and then succeeds, instead of failing."""
+    async with migrated_engine("sqlite", tmp_path) as engine:
+        await SqlHistoryStore(engine, session_id="s1").append_turn([Message.user("one")])
+        other = sqlite3.connect(str(tmp_path / "data" / "chatscope.db"), isolation_level=None)
+        assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("UPDATE sessions SET title = 'locked' WHERE id = 's1'")
+        started = time.perf_counter()
+        assert await SqlHistoryStore(engine, session_id="s1").messages() == (Message.user("one"),)
+        read_seconds = time.perf_counter() - started
+        writing = asyncio.create_task(
+            SqlHistoryStore(engine, session_id="s2").append_turn([Message.user("two")])
+        )
+        await asyncio.sleep(0.4)
+        assert not writing.done()
+        other.execute("COMMIT")
+        other.close()
+        await asyncio.wait_for(writing, timeout=10)
+        assert (await SessionCatalog(engine).get("s2")).message_count == 1
+    assert read_seconds < 0.4
+
+
+# --- killed writers -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("committed_before_kill", [1, 12])
+async def test_a_writer_killed_at_any_moment_leaves_only_whole_turns(
+    backend: str, tmp_path: Path, committed_before_kill: int
+) -> None:
+    """`kill -9` of a process appending turns as fast as it can: every stored turn is whole,
+    the counts match the rows, and nothing reported committed is missing."""
+    async with fresh_database(backend, tmp_path) as url:
+        child = await start_writer(url, 0, ["victim"], tmp_path)
+        assert child.stdout is not None
+        reported = 0
+        while reported < committed_before_kill:
+            line = await asyncio.wait_for(child.stdout.readline(), timeout=60)
+            assert line, "the writer ended before it was killed"
+            reported = int(line.split()[1])
+        os.kill(child.pid, signal.SIGKILL)
+        await child.communicate()
+        assert child.returncode == -signal.SIGKILL
+        engine = engine_for(url)
+        try:
+            await prepare_database(engine)
+            catalog = SessionCatalog(engine)
+            numbers = assert_whole_turns(await catalog.transcript("victim"), "victim")
+            summary = await catalog.get("victim")
+            rows = await stored_rows(engine, "victim")
+        finally:
+            await engine.dispose()
+    assert numbers == list(range(1, len(numbers) + 1))
+    assert len(numbers) >= reported
+    assert (summary.turn_count, summary.message_count) == (len(numbers), 4 * len(numbers))
+    assert [position for position, _ in rows] == list(range(4 * len(numbers)))
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+async def test_an_unreadable_stored_message_is_a_clear_error(engine: AsyncEngine) -> None:
+    """A payload this chatscope cannot decode raises a `HistoryStoreError` naming the session."""
+    await SqlHistoryStore(engine, session_id="s1").append_turn([Message.user("one")])
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(messages_table).values(payload='{"role": "user", "blocks": [{"type": "x"}]}')
+        )
+    with pytest.raises(HistoryStoreError, match=r"reading session 's1': .*unknown block type 'x'"):
+        await SqlHistoryStore(engine, session_id="s1").messages()
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("not a url", "is not a database URL"),
+        ("nosuchdb+nodriver://admin:hunter2secret@db.example/chat", "cannot be used"),
+    ],
+)
+def test_an_unusable_database_url_is_a_configuration_error_without_its_password(
+    tmp_path: Path, url: str, expected: str
+) -> None:
+    """A bad URL names the setting and never shows its password."""
+    with pytest.raises(ConfigurationError, match=expected) as caught:
+        create_database_engine(data_dir=tmp_path, database_url=SecretStr(url))
+    assert "CHATSCOPE_DATABASE_URL" in str(caught.value)
+    assert "hunter2secret" not in str(caught.value)
+
+
+async def test_an_unreachable_server_is_a_store_error_without_its_password(tmp_path: Path) -> None:
+    """A PostgreSQL URL nobody answers fails at start-up with the URL's password hidden."""
+    url = SecretStr("postgresql://chat:hunter2secret@127.0.0.1:9/chat")
+    engine = create_database_engine(data_dir=tmp_path, database_url=url)
+    try:
+        with pytest.raises(HistoryStoreError) as caught:
+            await prepare_database(engine)
+    finally:
+        await engine.dispose()
+    assert "127.0.0.1:9" in str(caught.value)
+    assert "hunter2secret" not in str(caught.value)
+
+
+async def test_a_data_dir_that_cannot_be_created_is_a_configuration_error(tmp_path: Path) -> None:
+    """A data directory below a regular file fails with the setting named, before any write."""
+    (tmp_path / "a-file").write_text("not a directory")
+    engine = create_database_engine(data_dir=tmp_path / "a-file" / "data", database_url=None)
+    try:
+        with pytest.raises(ConfigurationError, match="CHATSCOPE_DATA_DIR"):
+            await prepare_database(engine)
+    finally:
+        await engine.dispose()
+
+
+async def test_the_store_refuses_sessions_of_a_database_that_was_never_migrated(
+    tmp_path: Path,
+) -> None:
+    """Without the start-up migration the store fails with a typed error, not a driver one."""
+    engine = create_database_engine(data_dir=tmp_path, database_url=None)
+    try:
+        with pytest.raises(HistoryStoreError, match="reading session 's1'"):
+            await SqlHistoryStore(engine, session_id="s1").messages()
+        async with engine.connect() as connection:
+            tables = (await connection.execute(text("SELECT name FROM sqlite_master"))).all()
+    finally:
+        await engine.dispose()
+    assert tables == []
+
+
+async def test_sessions_table_is_what_the_summary_reads(engine: AsyncEngine) -> None:
+    """The summary's counts are the row's, kept in step with the messages by every write."""
+    store = SqlHistoryStore(engine, session_id="s1")
+    await store.append_turn([Message.user("a"), reply("b")])
+    await store.replace([Message.user("only")])
+    async with engine.connect() as connection:
+        row = (
+            await connection.execute(select(sessions_table).where(sessions_table.c.id == "s1"))
+        ).one()
+    assert (row.message_count, row.turn_count) == (1, 1)
+    assert await stored_rows(engine, "s1") == [(0, 1)]

@@ -1,0 +1,295 @@
+"""Properties of saved sessions: a lossless codec, and a database store that behaves like memory.
+
+The store tests run on SQLite, and on PostgreSQL too when `CHATSCOPE_TEST_DATABASE_URL` is set
+(see tests/support/databases.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import inspect, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from chatscope.adapters.database import ensure_database_directory
+from chatscope.adapters.message_codec import (
+    decode_message,
+    decode_usage,
+    encode_message,
+    encode_usage,
+    message_from_dict,
+    message_to_dict,
+)
+from chatscope.adapters.sql_history import (
+    TITLE_LENGTH,
+    SessionCatalog,
+    SqlHistoryStore,
+    session_title,
+)
+from chatscope.adapters.sql_schema import (
+    LATEST_VERSION,
+    SESSION_ID_LENGTH,
+    migrate,
+    prepare_database,
+    schema_version,
+)
+from chatscope.services.history import InMemoryHistory
+from chatscope.services.messages import Message, Role, Usage
+from tests.support.databases import DATABASE_BACKENDS, engine_for, fresh_database, migrated_engine
+from tests.support.message_strategies import messages, turns, usages
+
+
+@pytest.fixture(params=DATABASE_BACKENDS)
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """A migrated database shared by the examples of one test; each example uses new sessions."""
+    async with migrated_engine(request.param, tmp_path) as engine:
+        yield engine
+
+
+def new_session_id() -> str:
+    """A session id no other example uses."""
+    return uuid.uuid4().hex
+
+
+@given(message=messages)
+def test_a_message_survives_the_codec_unchanged(message: Message) -> None:
+    """Decoding an encoded message gives an equal message, and encoding it again the same text."""
+    encoded = encode_message(message)
+    decoded = decode_message(encoded)
+    assert decoded == message
+    assert encode_message(decoded) == encoded
+
+
+@given(message=messages)
+def test_the_dict_form_is_plain_json(message: Message) -> None:
+    """`message_to_dict` gives plain JSON data that reads back to the same message."""
+    data = json.loads(json.dumps(message_to_dict(message)))
+    assert message_from_dict(data) == message
+    assert message_to_dict(message_from_dict(data)) == data
+
+
+@given(usage=usages)
+def test_usage_survives_the_codec(usage: Usage) -> None:
+    """Usage decodes to what was encoded."""
+    assert decode_usage(encode_usage(usage)) == usage
+
+
+@given(conversation=st.lists(messages, max_size=4))
+def test_a_title_is_one_short_printable_line(conversation: list[Message]) -> None:
+    """Whatever the conversation, a title is printable, single-spaced and within the limit."""
+    title = session_title(conversation)
+    assert len(title) <= TITLE_LENGTH
+    assert title.isprintable()
+    assert title.split(" ") == title.split() or not title
+
+
+@given(prompt=st.text(max_size=300).filter(str.isprintable), rest=st.lists(messages, max_size=2))
+def test_a_title_starts_the_first_prompt(prompt: str, rest: list[Message]) -> None:
+    """The title is the first prompt with visible text, whitespace collapsed, cut with `…`."""
+    title = session_title([Message.user(prompt), *rest])
+    line = " ".join(prompt.split())
+    if not line:
+        assert title == session_title(rest)
+    else:
+        assert title == line or (title.endswith("…") and line.startswith(title[:-1]))
+
+
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("append"), turns, st.none() | usages),
+        st.tuples(st.just("replace"), st.lists(messages, max_size=5), st.none()),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(max_examples=25)
+@given(steps=operations)
+async def test_the_store_behaves_like_the_memory_history_and_survives_reopening(
+    engine: AsyncEngine, steps: list[tuple[str, list[Message], Usage | None]]
+) -> None:
+    """After every append or replace, the store, a freshly opened store of the same session
+    and `InMemoryHistory` agree on the messages and the token count."""
+    session_id = new_session_id()
+    store, model = SqlHistoryStore(engine, session_id=session_id), InMemoryHistory()
+    for action, items, usage in steps:
+        if action == "append":
+            await store.append_turn(items, usage)
+            await model.append_turn(items, usage)
+        else:
+            await store.replace(items)
+            await model.replace(items)
+        reopened = SqlHistoryStore(engine, session_id=session_id)
+        expected = (await model.messages(), await model.token_count())
+        assert (await store.messages(), await store.token_count()) == expected
+        assert (await reopened.messages(), await reopened.token_count()) == expected
+
+
+@settings(max_examples=20)
+@given(appended=st.lists(turns, min_size=1, max_size=5))
+async def test_each_turn_is_stored_whole_with_its_number(
+    engine: AsyncEngine, appended: list[list[Message]]
+) -> None:
+    """The transcript numbers turns 1..n in order, each holding exactly the messages appended."""
+    session_id = new_session_id()
+    store = SqlHistoryStore(engine, session_id=session_id)
+    for turn in appended:
+        await store.append_turn(turn)
+    catalog = SessionCatalog(engine)
+    stored = await catalog.transcript(session_id)
+    by_turn = [
+        [item.message for item in stored if item.turn == n + 1] for n in range(len(appended))
+    ]
+    assert by_turn == appended
+    assert len(stored) == sum(len(turn) for turn in appended)
+    summary = await catalog.get(session_id)
+    assert (summary.turn_count, summary.message_count) == (len(appended), len(stored))
+    assert summary.title == session_title(appended[0])
+
+
+@settings(max_examples=15)
+@given(
+    before=st.lists(turns, max_size=3),
+    replacement=st.lists(messages, min_size=1, max_size=5),
+    after=st.lists(turns, min_size=1, max_size=3),
+)
+async def test_turn_numbers_never_go_back_after_a_replace(
+    engine: AsyncEngine,
+    before: list[list[Message]],
+    replacement: list[Message],
+    after: list[list[Message]],
+) -> None:
+    """Replacing the history keeps turn numbers non-decreasing and the turn count growing."""
+    session_id = new_session_id()
+    store = SqlHistoryStore(engine, session_id=session_id)
+    for turn in before:
+        await store.append_turn(turn)
+    await store.replace(replacement)
+    for turn in after:
+        await store.append_turn(turn)
+    catalog = SessionCatalog(engine)
+    numbers = [item.turn for item in await catalog.transcript(session_id)]
+    assert numbers == sorted(numbers)
+    summary = await catalog.get(session_id)
+    assert summary.turn_count == max(numbers)
+    assert summary.turn_count >= len(before) + len(after)
+    replaced_users = sum(message.role is Role.USER for message in replacement)
+    assert summary.turn_count >= replaced_users
+
+
+@settings(max_examples=10)
+@given(script=st.lists(st.lists(turns, min_size=1, max_size=4), min_size=2, max_size=5))
+async def test_concurrent_chats_each_keep_exactly_their_own_turns(
+    engine: AsyncEngine, script: list[list[list[Message]]]
+) -> None:
+    """Sessions written at the same time by concurrent tasks never mix or lose a turn."""
+    ids = [new_session_id() for _ in script]
+
+    async def chat(session_id: str, own: list[list[Message]]) -> None:
+        store = SqlHistoryStore(engine, session_id=session_id)
+        for turn in own:
+            await store.append_turn(turn)
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(chat(i, own) for i, own in zip(ids, script, strict=True)))
+    for session_id, own in zip(ids, script, strict=True):
+        stored = await SqlHistoryStore(engine, session_id=session_id).messages()
+        assert stored == tuple(message for turn in own for message in turn)
+
+
+# Room for the per-example suffix (33 characters) within the column's length.
+session_ids = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_characters="\0"),
+    min_size=1,
+    max_size=SESSION_ID_LENGTH - 33,
+)
+
+
+@settings(max_examples=20)
+@given(ids=st.lists(session_ids, min_size=2, max_size=4, unique=True), prompt=st.text(max_size=20))
+async def test_any_session_id_names_exactly_its_own_session(
+    engine: AsyncEngine, ids: list[str], prompt: str
+) -> None:
+    """Ids with quotes, wildcards or any script address their own session and no other."""
+    example = new_session_id()  # keeps examples apart; the generated part keeps ids apart
+    for index, session_id in enumerate(ids):
+        await SqlHistoryStore(engine, session_id=f"{session_id}{example}{index}").append_turn(
+            [Message.user(f"{prompt} {index}")]
+        )
+    catalog = SessionCatalog(engine)
+    for index, session_id in enumerate(ids):
+        full_id = f"{session_id}{example}{index}"
+        stored = await SqlHistoryStore(engine, session_id=full_id).messages()
+        assert stored == (Message.user(f"{prompt} {index}"),)
+        assert (await catalog.get(full_id)).id == full_id
+
+
+@settings(max_examples=15)
+@given(keep=st.lists(st.booleans(), min_size=1, max_size=6))
+async def test_deleting_sessions_removes_exactly_those(
+    engine: AsyncEngine, keep: list[bool]
+) -> None:
+    """After deleting some sessions the catalog lists exactly the others, their turns intact."""
+    catalog = SessionCatalog(engine)
+    before = {summary.id for summary in await catalog.list_sessions()}
+    ids = [new_session_id() for _ in keep]
+    for session_id in ids:
+        await SqlHistoryStore(engine, session_id=session_id).append_turn([Message.user(session_id)])
+    for session_id, kept in zip(ids, keep, strict=True):
+        if not kept:
+            await catalog.delete(session_id)
+    listed = {summary.id for summary in await catalog.list_sessions()} - before
+    assert listed == {session_id for session_id, kept in zip(ids, keep, strict=True) if kept}
+    for session_id in ids:
+        expected = (Message.user(session_id),) if session_id in listed else ()
+        assert await SqlHistoryStore(engine, session_id=session_id).messages() == expected
+        if session_id in listed:
+            await catalog.delete(session_id)
+
+
+@settings(max_examples=6)
+@given(start=st.integers(min_value=0, max_value=LATEST_VERSION), twice=st.booleans())
+async def test_any_version_upgrades_to_the_same_schema_as_a_fresh_database(
+    tmp_path: Path, start: int, twice: bool
+) -> None:
+    """Migrating from any earlier version (again or not) gives the schema a fresh start gives."""
+    async with fresh_database("sqlite", tmp_path / new_session_id()) as url:
+        engine = engine_for(url)
+        try:
+            ensure_database_directory(engine.url)
+            if start:
+                await migrate(engine, target=start)
+            await prepare_database(engine)
+            if twice:
+                await prepare_database(engine)
+            upgraded = await engine_schema(engine)
+        finally:
+            await engine.dispose()
+    async with migrated_engine("sqlite", tmp_path / new_session_id()) as fresh:
+        assert upgraded == await engine_schema(fresh)
+
+
+async def engine_schema(engine: AsyncEngine) -> list[tuple[str, ...]]:
+    """Every table's columns and indexes, and the applied versions."""
+
+    def read(connection: Connection) -> list[tuple[str, ...]]:
+        inspector = inspect(connection)
+        schema = []
+        for table in sorted(inspector.get_table_names()):
+            columns = tuple(str(column["name"]) for column in inspector.get_columns(table))
+            indexes = tuple(sorted(str(index["name"]) for index in inspector.get_indexes(table)))
+            schema.append((table, *columns, "|", *indexes))
+        versions = connection.execute(select(schema_version.c.version).order_by("version"))
+        return [*schema, tuple(str(version) for version in versions.scalars())]
+
+    async with engine.connect() as connection:
+        return await connection.run_sync(read)

@@ -1,0 +1,84 @@
+"""Session databases for tests: SQLite in `tmp_path` always, PostgreSQL when a server is given.
+
+Set `CHATSCOPE_TEST_DATABASE_URL` to a PostgreSQL URL (e.g.
+`postgresql://postgres@/postgres?host=/path/to/socket/dir`) and every test parametrised over
+`DATABASE_BACKENDS` also runs against it, each test in a database of its own that is created
+and dropped around it. Without the variable the PostgreSQL case is not generated at all.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from pydantic import SecretStr
+from sqlalchemy import URL, make_url, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from chatscope.adapters.database import create_database_engine, resolve_database_url
+from chatscope.adapters.sql_schema import prepare_database
+
+__all__ = [
+    "DATABASE_BACKENDS",
+    "TEST_DATABASE_URL_VARIABLE",
+    "database_url",
+    "engine_for",
+    "fresh_database",
+    "migrated_engine",
+]
+
+TEST_DATABASE_URL_VARIABLE = "CHATSCOPE_TEST_DATABASE_URL"
+DATABASE_BACKENDS = (
+    ("sqlite", "postgresql") if os.environ.get(TEST_DATABASE_URL_VARIABLE) else ("sqlite",)
+)
+
+
+@asynccontextmanager
+async def fresh_database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    """The URL of an empty database of `backend`, removed afterwards (PostgreSQL)."""
+    if backend == "sqlite":
+        yield database_url(tmp_path / "data")
+        return
+    server = resolve_database_url(
+        data_dir=tmp_path, database_url=SecretStr(os.environ[TEST_DATABASE_URL_VARIABLE])
+    )
+    name = f"chatscope_test_{uuid.uuid4().hex[:12]}"
+    await _admin(server, f"CREATE DATABASE {name}")
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        await _admin(server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@asynccontextmanager
+async def migrated_engine(backend: str, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """An engine on a fresh, migrated database of `backend`, disposed afterwards."""
+    async with fresh_database(backend, tmp_path) as url:
+        engine = engine_for(url)
+        try:
+            await prepare_database(engine)
+            yield engine
+        finally:
+            await engine.dispose()
+
+
+def engine_for(url: str) -> AsyncEngine:
+    """chatscope's own engine for a database URL."""
+    return create_database_engine(data_dir=Path("/nonexistent"), database_url=SecretStr(url))
+
+
+def database_url(data_dir: Path) -> str:
+    """The SQLite URL chatscope uses for `data_dir`."""
+    return resolve_database_url(data_dir=data_dir, database_url=None).render_as_string()
+
+
+async def _admin(server: URL, statement: str) -> None:
+    admin = create_async_engine(make_url(server), isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(text(statement))
+    finally:
+        await admin.dispose()
