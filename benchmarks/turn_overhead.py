@@ -3,7 +3,8 @@
 Run: `uv run python benchmarks/turn_overhead.py [--turns 50] [--rounds 40]`.
 A local server in a separate process streams the same 20-chunk Chat Completions answer to both
 clients over keep-alive connections; only the client process's CPU time is measured. Prints the
-median CPU microseconds per turn of each and their ratio (target: chatscope <= 1.25x raw).
+median CPU microseconds per turn of each and their ratio (target: chatscope <= 1.25x raw), for
+`ChatSession.send` (the turn's result) and for `ChatSession.stream` read event by event.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import httpx
 from chatscope.config.settings import ExplicitSettings
 from chatscope.containers import ApplicationContainer
 from chatscope.services.chat import ChatSession
+from chatscope.services.events import TextDelta
 from chatscope.services.scopes import ScopeRequest
 
 PROMPT = "Say twenty tokens."
@@ -53,21 +55,37 @@ async def raw_turn(client: httpx.AsyncClient, url: str) -> str:
     return "".join(pieces)
 
 
-def chatscope_turns(app: ApplicationContainer, count: int) -> Callable[[], Awaitable[str]]:
-    """`count` turns, each `send` on its own fresh chat scope, built before the clock starts.
+def fresh_chats(app: ApplicationContainer, count: int) -> list[ChatSession]:
+    """`count` chat sessions, each on its own fresh scope, built before the clock starts.
 
     Every turn thus sends the same one-message request as the raw client. Building the scope is
     measured on its own by `scope_creation.py`.
     """
     scopes = app.runtime.scopes()
     request = ScopeRequest(model="bench-model", allowed_tools=())
-    chats: list[ChatSession] = [
-        app.runtime.chat_session(context=scopes.foreground(request)) for _ in range(count)
-    ]
+    return [app.runtime.chat_session(context=scopes.foreground(request)) for _ in range(count)]
+
+
+def chatscope_turns(app: ApplicationContainer, count: int) -> Callable[[], Awaitable[str]]:
+    """`count` turns, each `send` on its own fresh chat scope."""
+    chats = fresh_chats(app, count)
 
     async def turn() -> str:
         completed = await chats.pop().send(PROMPT)
         return completed.text
+
+    return turn
+
+
+def chatscope_streamed_turns(app: ApplicationContainer, count: int) -> Callable[[], Awaitable[str]]:
+    """`count` turns, each `stream` on its own fresh chat scope, text joined from its deltas."""
+    chats = fresh_chats(app, count)
+
+    async def turn() -> str:
+        pieces = [
+            event.text async for event in chats.pop().stream(PROMPT) if type(event) is TextDelta
+        ]
+        return "".join(pieces)
 
     return turn
 
@@ -94,27 +112,30 @@ async def measure(url: str, turns: int, rounds: int) -> dict[str, float]:
         )
         app = ApplicationContainer(settings=settings, environ={})
         await app.init_resources()  # type: ignore[misc]
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient() as http:
 
             async def raw() -> str:
-                return await raw_turn(client, url)
+                return await raw_turn(http, url)
 
-            ours = chatscope_turns(app, 51 + turns * rounds)
-            assert await raw() == await ours()
-            await cpu_us_per_turn(raw, 50)
-            await cpu_us_per_turn(ours, 50)
-            raw_samples: list[float] = []
-            our_samples: list[float] = []
+            clients = {
+                "raw": raw,
+                "send": chatscope_turns(app, 51 + turns * rounds),
+                "stream": chatscope_streamed_turns(app, 51 + turns * rounds),
+            }
+            answers = {name: await client() for name, client in clients.items()}
+            assert len(set(answers.values())) == 1, answers
+            samples: dict[str, list[float]] = {name: [] for name in clients}
+            for client in clients.values():
+                await cpu_us_per_turn(client, 50)
             for _ in range(rounds):
-                raw_samples.append(await cpu_us_per_turn(raw, turns))
-                our_samples.append(await cpu_us_per_turn(ours, turns))
+                for name, client in clients.items():
+                    samples[name].append(await cpu_us_per_turn(client, turns))
         await app.shutdown_resources()  # type: ignore[misc]
-    ratios = [mine / base for mine, base in zip(our_samples, raw_samples, strict=True)]
-    return {
-        "raw": statistics.median(raw_samples),
-        "chatscope": statistics.median(our_samples),
-        "ratio": statistics.median(ratios),
-    }
+    results = {name: statistics.median(values) for name, values in samples.items()}
+    for name in ("send", "stream"):
+        paired = zip(samples[name], samples["raw"], strict=True)
+        results[f"{name}_ratio"] = statistics.median(mine / base for mine, base in paired)
+    return results
 
 
 def main() -> None:
@@ -135,9 +156,11 @@ def main() -> None:
         server.kill()
         server.wait()
     print(f"raw httpx + hand-written SSE  {results['raw']:8.1f} us CPU per turn (median)")
-    print(f"chatscope ChatSession.send    {results['chatscope']:8.1f} us CPU per turn (median)")
+    print(f"chatscope ChatSession.send    {results['send']:8.1f} us CPU per turn (median)")
+    print(f"chatscope ChatSession.stream  {results['stream']:8.1f} us CPU per turn (median)")
     print(
-        f"ratio chatscope / raw: {results['ratio']:.2f}x (median of paired rounds; target <= 1.25x)"
+        f"ratio send / raw: {results['send_ratio']:.2f}x, stream / raw: "
+        f"{results['stream_ratio']:.2f}x (medians of paired rounds; target <= 1.25x)"
     )
 
 

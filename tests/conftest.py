@@ -1,4 +1,4 @@
-"""Suite-wide set-up: real network is blocked in every test; loopback stays open."""
+"""Suite-wide set-up: no real network (loopback stays open), and a temporary data home."""
 
 from __future__ import annotations
 
@@ -17,3 +17,12 @@ settings.load_profile("chatscope")
 @pytest.fixture(autouse=True)
 def _block_real_network(no_network: None) -> None:
     """Every test runs with non-loopback connections refused."""
+
+
+@pytest.fixture(autouse=True)
+def _temporary_data_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The platform data directory (saved sessions' default home) is a temporary one, for
+    this process and every chatscope process a test starts."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.getbasetemp() / "data-home"))

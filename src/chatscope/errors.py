@@ -5,8 +5,11 @@ type at its boundary and the CLI can print one clear line instead of a traceback
 
     ChatscopeError
     ├── ConfigurationError              a setting or profile is invalid (key, value, allowed)
+    │   └── ProfileError                a subagent profile file is invalid (file, key, problem)
     ├── MissingProviderRuntimeError     a runtime scope was asked for without one of its parts
     ├── UnknownProviderError            no adapter is registered under that provider name
+    ├── HistoryStoreError               the session database failed or cannot be used
+    │   └── UnknownSessionError         no saved session has that id
     ├── AuthenticationRequiredError     no credential could be resolved for a call that needs one
     ├── ToolError                       a tool refused or failed (the model is told)
     │   └── WorkspaceEscapeError        a path pointed outside the workspace root
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Sequence
 
 __all__ = [
     "AuthenticationFailedError",
@@ -34,9 +38,11 @@ __all__ = [
     "ChatscopeError",
     "ConfigurationError",
     "ErrorCategory",
+    "HistoryStoreError",
     "InvalidRequestError",
     "MissingProviderRuntimeError",
     "ModelNotFoundError",
+    "ProfileError",
     "ProviderError",
     "ProviderNetworkError",
     "QuotaExceededError",
@@ -45,6 +51,7 @@ __all__ = [
     "StreamProtocolError",
     "ToolError",
     "UnknownProviderError",
+    "UnknownSessionError",
     "WorkspaceEscapeError",
     "redact_secrets",
 ]
@@ -80,6 +87,26 @@ class ConfigurationError(ChatscopeError):
     """A setting, `.env` entry or profile is invalid."""
 
 
+class ProfileError(ConfigurationError):
+    """A subagent profile file is invalid; the message names the file, each key and its problem.
+
+    `problems` pairs a key (dotted, None for the file as a whole) with what is wrong with it.
+    """
+
+    def __init__(self, path: str, problems: Sequence[tuple[str | None, str]]) -> None:
+        self.path = path
+        self.problems = tuple(problems)
+        shown = "; ".join(
+            f"key {key!r}: {problem}" if key else problem for key, problem in self.problems
+        )
+        super().__init__(f"profile {path}: {shown}")
+
+    @property
+    def keys(self) -> tuple[str | None, ...]:
+        """The keys found wrong, in file order."""
+        return tuple(key for key, _ in self.problems)
+
+
 class MissingProviderRuntimeError(ChatscopeError):
     """A runtime scope lacks parts it needs; no global is ever substituted (REQ-SP4-001)."""
 
@@ -99,6 +126,18 @@ class UnknownProviderError(ChatscopeError):
         self.name = name
         self.known = known
         super().__init__(f"unknown provider {name!r}; known providers: {', '.join(known)}")
+
+
+class HistoryStoreError(ChatscopeError):
+    """The session database failed, holds something unreadable, or is from a newer chatscope."""
+
+
+class UnknownSessionError(HistoryStoreError):
+    """No saved session has the requested id."""
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        super().__init__(f"no saved session {session_id!r}; `chatscope sessions list` shows them")
 
 
 class AuthenticationRequiredError(ChatscopeError):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from chatscope.config.presets import PRESETS
 from tests.support.replay_server import ScriptedResponse, replay_server
 from tests.support.streams import minimal_stream
 
@@ -19,6 +20,8 @@ def _run(
 ) -> subprocess.CompletedProcess[str]:
     own = ("CHATSCOPE_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "GOOGLE_")
     base = {k: v for k, v in os.environ.items() if not k.startswith(own)}
+    # Saved sessions go to the test's directory, never the user's data directory.
+    base["CHATSCOPE_DATA_DIR"] = str(cwd / ".chatscope-data")
     return subprocess.run(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "chatscope", *args],
         cwd=cwd,
@@ -122,3 +125,27 @@ def test_chat_against_a_local_server(
     assert request.path == path
     assert request.headers[key_header].removeprefix("Bearer ") == "sk-local-test-key-1"
     assert "sk-local-test-key-1" not in result.stderr + result.stdout
+
+
+def test_chat_with_a_preset_sends_the_preset_key_and_never_the_openai_one(tmp_path: Path) -> None:
+    """`--preset openrouter` (pointed at a local server) sends $OPENROUTER_API_KEY only."""
+    with replay_server(ScriptedResponse.sse(minimal_stream("openai", "Hi via preset"))) as server:
+        result = _run(
+            "chat", "hello", "--preset", "openrouter", "--base-url", f"{server.url}/v1", "--json",
+            cwd=tmp_path,
+            env={"OPENROUTER_API_KEY": "sk-or-preset-key-1", "OPENAI_API_KEY": "sk-openai-key-2"},
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert (document["text"], document["model"]) == ("Hi via preset", "openai/gpt-4o-mini")
+    [request] = server.requests
+    assert request.headers["authorization"] == "Bearer sk-or-preset-key-1"
+
+
+def test_presets_lists_every_preset_with_its_key_variable(tmp_path: Path) -> None:
+    """One line per preset, naming the variable its key is read from."""
+    result = _run("presets", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == list(PRESETS)
+    assert any("OPENROUTER_API_KEY" in line for line in lines)

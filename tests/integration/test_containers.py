@@ -64,8 +64,9 @@ async def test_history_factory_can_be_overridden(tmp_path: Path) -> None:
     """Tests may swap the per-scope history store through the runtime container."""
 
     class CountingHistory:
-        def __init__(self, *, session_id: str) -> None:
+        def __init__(self, *, session_id: str, provider: str, model: str) -> None:
             self.session_id = session_id
+            self.label = (provider, model)
             self.turns = 0
 
         async def messages(self) -> tuple[()]:
@@ -87,6 +88,7 @@ async def test_history_factory_can_be_overridden(tmp_path: Path) -> None:
     assert isinstance(context.history, CountingHistory)
     assert context.history.turns == 1
     assert context.history.session_id == context.state.session_id
+    assert context.history.label == (context.state.provider, context.state.model)
 
 
 async def test_resources_start_and_stop(tmp_path: Path) -> None:

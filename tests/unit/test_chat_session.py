@@ -264,3 +264,40 @@ async def test_streamed_text_equals_the_returned_text(text: str, chunks: int) ->
     streamed = "".join(e.text for e in events if isinstance(e, TextDelta))
     assert isinstance(events[-1], TurnDone)
     assert streamed == text == events[-1].turn.text
+
+
+REPLY_SCRIPTS = st.lists(
+    st.builds(
+        ScriptedReply,
+        text=st.text(max_size=30),
+        thinking=st.none() | st.text(min_size=1, max_size=10),
+        chunks=st.integers(1, 5),
+        tool_calls=st.lists(
+            st.tuples(st.just("echo"), st.fixed_dictionaries({"text": st.text(max_size=8)})),
+            max_size=2,
+        ),
+    ),
+    min_size=1,
+    max_size=3,
+).map(lambda replies: [*replies[:-1], ScriptedReply(text=replies[-1].text or "done")])
+
+
+@given(replies=REPLY_SCRIPTS)
+async def test_send_and_stream_complete_the_same_turn_and_store_the_same_history(
+    replies: list[ScriptedReply],
+) -> None:
+    """`send` skips handing out each event, and nothing else: turn, history and telemetry agree."""
+    outcomes = []
+    for use_stream in (False, True):
+        sink = RecordingSink()
+        context = make_context(ScriptedProvider(replies), sink=sink, tools=(EchoTool(),))
+        chat = make_chat(context)
+        if use_stream:
+            events = [event async for event in chat.stream("go")]
+            turn = events[-1].turn if isinstance(events[-1], TurnDone) else None
+        else:
+            turn = await chat.send("go")
+        names = [name for name, _ in sink.events]
+        outcomes.append((turn, await context.history.messages(), names))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0] is not None

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any, TextIO
 
+from chatscope.cli.sessions import announce_session, check_session
+from chatscope.config.presets import PRESETS, get_preset
 from chatscope.config.settings import Settings
 from chatscope.containers.application import ApplicationContainer
+from chatscope.errors import ConfigurationError
 from chatscope.services.events import (
     ChatEvent,
     CompletedTurn,
@@ -23,6 +26,35 @@ from chatscope.services.scopes import ScopeRequest
 __all__ = ["run_chat", "show_config", "turn_as_json"]
 
 
+def list_presets(out: TextIO) -> None:
+    """One line per preset: name, endpoint, key variable and default model."""
+    for preset in PRESETS.values():
+        key = preset.key_variable or "(no key)"
+        model = preset.default_model or "(name it with --model)"
+        out.write(f"{preset.name:<11} {preset.base_url:<34} {key:<19} {model}\n")
+
+
+def scope_request(options: dict[str, Any]) -> ScopeRequest:
+    """The scope the `chat` flags ask for; `--preset` fills provider, endpoint, key and model."""
+    fields: dict[str, Any] = {
+        "provider": options["provider"],
+        "model": options["model"],
+        "base_url": options["base_url"],
+        "system_prompt": options["system_prompt"],
+        "session_id": options.get("session_id"),
+    }
+    if not options.get("preset"):
+        return ScopeRequest(**fields)
+    preset = get_preset(options["preset"])
+    if fields["provider"] not in (None, preset.provider):
+        raise ConfigurationError(
+            f"--preset {preset.name} speaks the {preset.provider!r} wire format; "
+            f"drop --provider {fields['provider']}"
+        )
+    fields["provider"] = preset.provider
+    return ScopeRequest.from_preset(preset, **fields)
+
+
 def show_config(settings: Settings, out: TextIO) -> None:
     """Print the effective settings as JSON; `SecretStr` values print as `**********`."""
     dumped = settings.model_dump(mode="json", by_alias=True)
@@ -32,13 +64,12 @@ def show_config(settings: Settings, out: TextIO) -> None:
 async def run_chat(
     app: ApplicationContainer, options: dict[str, Any], out: TextIO, err: TextIO
 ) -> int:
-    """Send one prompt in a fresh scope; stream it, or print one JSON object with `as_json`."""
-    request = ScopeRequest(
-        provider=options["provider"],
-        model=options["model"],
-        base_url=options["base_url"],
-        system_prompt=options["system_prompt"],
-    )
+    """Send one prompt in a fresh scope; stream it, or print one JSON object with `as_json`.
+
+    With `session_id` the scope continues that saved session; a new chat starts a new one.
+    """
+    await check_session(app, options.get("session_id"))
+    request = scope_request(options)
     context = app.runtime.scopes().foreground(request)
     chat = app.runtime.chat_session(context=context)
     turn: CompletedTurn | None = None
@@ -52,6 +83,8 @@ async def run_chat(
         out.write(json.dumps(turn_as_json(turn, context), ensure_ascii=False) + "\n")
     elif not turn.text.endswith("\n"):
         out.write("\n")
+    if not options["as_json"]:
+        announce_session(context, err)
     return 0
 
 

@@ -14,8 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from chatscope.cli.commands import run_chat, show_config
+from chatscope.cli.commands import list_presets, run_chat, show_config
+from chatscope.cli.sessions import add_sessions_parser, run_sessions
+from chatscope.cli.subagents import add_subagent_parsers, list_subagents, run_task
 from chatscope.config.loading import load_settings
+from chatscope.config.presets import PRESETS
 from chatscope.config.settings import PROVIDER_NAMES, Settings
 from chatscope.containers.application import ApplicationContainer
 from chatscope.errors import ChatscopeError, ConfigurationError
@@ -36,13 +39,22 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--provider", choices=PROVIDER_NAMES, help="provider adapter to use")
     chat.add_argument("--model", help="model name (default: the provider's default model)")
     chat.add_argument("--base-url", help="provider endpoint, e.g. http://127.0.0.1:8080/v1")
+    chat.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="a named OpenAI-compatible endpoint (see `chatscope presets`)",
+    )
     chat.add_argument("--system", help="system prompt")
     chat.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    chat.add_argument("--session", metavar="ID", help="continue this saved session")
     _add_env_file(chat)
     config = commands.add_parser("config", help="inspect configuration")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     show = config_commands.add_parser("show", help="print effective settings, secrets redacted")
     _add_env_file(show)
+    commands.add_parser("presets", help="list the named OpenAI-compatible endpoints")
+    add_sessions_parser(commands, _add_env_file)
+    add_subagent_parsers(commands, _add_env_file)
     return parser
 
 
@@ -64,10 +76,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "presets":  # a fixed table: no settings to read
+        list_presets(sys.stdout)
+        return 0
     settings = load_settings(args.env_file)
     if args.command == "config":
         show_config(settings, sys.stdout)
         return 0
+    if args.command == "sessions":
+        return asyncio.run(_sessions(settings, args))
+    if args.command == "subagents":
+        app = ApplicationContainer(settings=settings, environ=dict(os.environ))
+        return list_subagents(app, args, sys.stdout)
+    if args.command == "task":
+        return asyncio.run(_task(settings, args))
     return asyncio.run(_chat(settings, args))
 
 
@@ -76,6 +98,24 @@ async def _chat(settings: Settings, args: argparse.Namespace) -> int:
     await _init(app)
     try:
         return await run_chat(app, _chat_options(args), sys.stdout, sys.stderr)
+    finally:
+        await _shutdown(app)
+
+
+async def _sessions(settings: Settings, args: argparse.Namespace) -> int:
+    app = ApplicationContainer(settings=settings, environ=dict(os.environ))
+    await _init(app)
+    try:
+        return await run_sessions(app, args, sys.stdout)
+    finally:
+        await _shutdown(app)
+
+
+async def _task(settings: Settings, args: argparse.Namespace) -> int:
+    app = ApplicationContainer(settings=settings, environ=dict(os.environ))
+    await _init(app)
+    try:
+        return await run_task(app, args, sys.stdout, sys.stderr)
     finally:
         await _shutdown(app)
 
@@ -98,8 +138,10 @@ def _chat_options(args: argparse.Namespace) -> dict[str, Any]:
         "provider": args.provider,
         "model": args.model,
         "base_url": args.base_url,
+        "preset": args.preset,
         "system_prompt": args.system,
         "as_json": args.json,
+        "session_id": args.session,
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -17,6 +18,7 @@ from chatscope.config.ephemeral import EphemeralSettings
 __all__ = [
     "PROVIDER_NAMES",
     "AnthropicSettings",
+    "CompressionSettings",
     "DemoSettings",
     "ExplicitSettings",
     "GeminiSettings",
@@ -125,8 +127,35 @@ class RetrySettings(_Frozen):
     max_server_delay: float = Field(300.0, gt=0)
 
 
+class CompressionSettings(_Frozen):
+    """History compression: which model summarises, and how patiently it is tried again.
+
+    When to compress and what to keep are ephemeral settings of each scope (`compression-*`,
+    `context-limit`); this section is the same for the whole application. `provider` / `model`
+    unset mean the scope's own provider and model.
+    """
+
+    enabled: bool = True
+    provider: ProviderName | None = None
+    model: str | None = None
+    min_savings: float = Field(0.1, ge=0.0, lt=1.0)
+    summary_timeout: float = Field(90.0, gt=0)
+    max_summary_tokens: int = Field(8192, ge=256)
+    failure_cooldown_turns: int = Field(3, ge=0)
+    failure_cooldown_seconds: float = Field(60.0, ge=0)
+    ineffective_cooldown_turns: int = Field(5, ge=0)
+
+
 class Settings(BaseSettings):
-    """Everything chatscope reads from its environment."""
+    """Everything chatscope reads from its environment.
+
+    With `history_backend="database"` every chat is a saved session in `database_url`, by
+    default the SQLite file `chatscope.db` in `data_dir`. The URL may hold a password: it is a
+    `SecretStr` and never prints.
+
+    Subagent profiles are the `*.toml` files of `profiles_dir` (default: `config/profiles/` of
+    the workspace); one parent scope runs at most `max_concurrent_subagents` subagents at once.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="CHATSCOPE_",
@@ -142,11 +171,16 @@ class Settings(BaseSettings):
     max_turns: int = Field(10, ge=1, le=200)
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
     log_format: Literal["auto", "json", "console"] = "auto"
-    history_backend: Literal["memory"] = "memory"
+    history_backend: Literal["memory", "database"] = "database"
+    data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("chatscope")))
+    database_url: SecretStr | None = None
     providers: ProvidersSettings = ProvidersSettings()
     ephemeral: EphemeralSettings = EphemeralSettings()
     http: HttpSettings = HttpSettings()
     retry: RetrySettings = RetrySettings()
+    compression: CompressionSettings = CompressionSettings()
+    profiles_dir: Path | None = None
+    max_concurrent_subagents: int = Field(4, ge=1, le=64)
 
     def model_for(self, provider: str) -> str:
         """The model to use for `provider`: the explicit one if it is the default provider."""
@@ -158,8 +192,11 @@ class Settings(BaseSettings):
 class ExplicitSettings(Settings):
     """Settings from the values passed in only: no environment, no `.env` file.
 
-    For tests and for applications that take their configuration from elsewhere.
+    For tests and for applications that take their configuration from elsewhere. Nothing is
+    written to disk unless asked: history stays in memory unless `history_backend="database"`.
     """
+
+    history_backend: Literal["memory", "database"] = "memory"
 
     @classmethod
     def settings_customise_sources(

@@ -7,11 +7,13 @@ from collections.abc import Mapping
 from dependency_injector import containers, providers
 
 from chatscope.adapters.structlog_setup import configure_logging
+from chatscope.config.profiles import load_profiles_for
 from chatscope.config.settings import Settings
 from chatscope.containers.adapters import AdaptersContainer
 from chatscope.containers.runtime import RuntimeScopeContainer
 from chatscope.services.auth import AuthResolver
 from chatscope.services.retry import RetryPolicy
+from chatscope.services.task_tools import profiles_by_name, tool_names
 
 
 class ApplicationContainer(containers.DeclarativeContainer):
@@ -48,14 +50,28 @@ class ApplicationContainer(containers.DeclarativeContainer):
         first_byte_timeout=settings.provided.http.first_byte_timeout,
     )
 
+    # Subagent profiles are read and validated once, when first needed; a broken profile
+    # file is a configuration error naming the file and the key.
+    profile_catalog = providers.Singleton(
+        load_profiles_for,
+        settings=settings,
+        tool_names=providers.Callable(tool_names, adapters.workspace_tools),
+    )
+    subagent_profiles = providers.Singleton(profiles_by_name, profile_catalog)
+
     runtime = providers.Container(
         RuntimeScopeContainer,
         settings=settings,
         history_backend=providers.Singleton(str, settings.provided.history_backend),
+        database=adapters.database_engine,
         max_turns=providers.Singleton(int, settings.provided.max_turns),
         provider_catalog=adapters.provider_catalog,
         telemetry_sink=adapters.telemetry_sink,
         workspace_tools=adapters.workspace_tools,
         auth_resolver=auth_resolver,
         retry_policy=retry_policy,
+        subagent_profiles=subagent_profiles,
+        max_concurrent_subagents=providers.Singleton(
+            int, settings.provided.max_concurrent_subagents
+        ),
     )

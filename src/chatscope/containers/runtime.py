@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from dependency_injector import containers, providers
+from collections.abc import Mapping
+from types import MappingProxyType
 
+from dependency_injector import containers, providers
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from chatscope.adapters.sql_history import SqlHistoryStore
 from chatscope.config.settings import Settings
 from chatscope.services.auth import AuthResolver
 from chatscope.services.chat import ChatSession
+from chatscope.services.compression import HistoryCompressor, ModelSummariser
 from chatscope.services.history import InMemoryHistory
 from chatscope.services.ports import TelemetrySink
 from chatscope.services.retry import RetryPolicy
 from chatscope.services.runtime import ProviderCatalog, open_scope_context
 from chatscope.services.scopes import ScopeFactory
+from chatscope.services.task_tools import SubagentTools
 from chatscope.services.tools import ToolRegistry
 
 
@@ -22,18 +29,30 @@ class RuntimeScopeContainer(containers.DeclarativeContainer):
     adapter are created per scope, so no value can cross from one conversation to another.
     Plain settings values arrive as dependencies the application resolves once, since reading
     `settings.provided.x` on every scope would cost more than building the scope's history.
+    `subagent_tools` gives every scope built by `scopes` its subagent tools: `task` for a
+    foreground scope (with a concurrency limit of its own), `emit_value` for a subagent.
     """
 
     settings = providers.Dependency(instance_of=Settings)
     history_backend = providers.Dependency(instance_of=str)
+    database = providers.Dependency(instance_of=AsyncEngine)
     max_turns = providers.Dependency(instance_of=int)
     provider_catalog = providers.Dependency(instance_of=ProviderCatalog)
     telemetry_sink: providers.Dependency[TelemetrySink] = providers.Dependency()
     workspace_tools = providers.Dependency(instance_of=tuple)
     auth_resolver = providers.Dependency(instance_of=AuthResolver)
     retry_policy = providers.Dependency(instance_of=RetryPolicy)
+    subagent_profiles = providers.Dependency(
+        instance_of=Mapping,  # type: ignore[type-abstract]
+        default=MappingProxyType({}),
+    )
+    max_concurrent_subagents = providers.Dependency(instance_of=int, default=4)
 
-    history = providers.Selector(history_backend, memory=providers.Factory(InMemoryHistory))
+    history = providers.Selector(
+        history_backend,
+        memory=providers.Factory(InMemoryHistory),
+        database=providers.Factory(SqlHistoryStore, engine=database),
+    )
     subagent_history = providers.Factory(InMemoryHistory)
     tools = providers.Factory(ToolRegistry, workspace_tools)
     context = providers.Factory(
@@ -44,10 +63,32 @@ class RuntimeScopeContainer(containers.DeclarativeContainer):
         telemetry_sink=telemetry_sink,
         providers=provider_catalog,
     )
-    scopes = providers.Factory(ScopeFactory, settings=settings, build_context=context.provider)
+    summariser = providers.Factory(
+        ModelSummariser,
+        auth_resolver=auth_resolver,
+        retry_policy=retry_policy,
+        provider_catalog=provider_catalog,
+        settings=settings,
+    )
+    compressor = providers.Factory(
+        HistoryCompressor, summariser=summariser, settings=settings.provided.compression
+    )
     chat_session = providers.Factory(
         ChatSession,
         auth_resolver=auth_resolver,
         retry_policy=retry_policy,
         max_turns=max_turns,
+        compressor=compressor,
+    )
+    subagent_tools = providers.Factory(
+        SubagentTools,
+        profiles=subagent_profiles,
+        open_chat=chat_session.provider,
+        max_concurrent=max_concurrent_subagents,
+    )
+    scopes = providers.Factory(
+        ScopeFactory,
+        settings=settings,
+        build_context=context.provider,
+        scope_tools=subagent_tools,
     )

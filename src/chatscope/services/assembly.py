@@ -45,8 +45,26 @@ class ResponseAssembler:
         """Take one event of the stream."""
         if self.first_event_at is None:
             self.first_event_at = time.perf_counter()
+        self._take(event)
+
+    def add_all(self, events: list[ProviderEvent], first_event_at: float | None = None) -> None:
+        """Take the events of a stream read to its end; `first_event_at` is when the first came.
+
+        One call per model call rather than one per streamed event keeps the chat loop lean.
+        """
+        if self.first_event_at is None:
+            self.first_event_at = first_event_at
+        pieces = self._pieces
+        for event in events:
+            if type(event) is TextDelta and self._open_kind is TextDelta and not event.signature:
+                pieces.append(event.text)  # the hot path: one more piece of the same text
+            else:
+                self._take(event)
+                pieces = self._pieces
+
+    def _take(self, event: ProviderEvent) -> None:
         if type(event) is TextDelta and self._open_kind is TextDelta and not event.signature:
-            self._pieces.append(event.text)  # the hot path: one more piece of the same text
+            self._pieces.append(event.text)
             return
         match event:
             case TextDelta() | ThinkingDelta():

@@ -3,6 +3,10 @@
 A user prompt starts a turn: the model is called, the tools it asks for are run and their
 results sent back, up to the turn limit. Only a completed turn reaches history, in one
 `append_turn`: a turn that fails or is cancelled leaves history exactly as it was.
+
+Before a turn's first request the session's `HistoryCompressor`, if it has one, may swap a long
+history for a compressed one; every request's history passes `repair_tool_pairs`, so a tool call
+left without a result never reaches a provider unanswered.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from chatscope.services.assembly import ResponseAssembler
 from chatscope.services.auth import AuthResolver
+from chatscope.services.compression import HistoryCompressor
 from chatscope.services.events import (
     ChatEvent,
     CompletedTurn,
@@ -27,6 +32,7 @@ from chatscope.services.messages import Message, Role, ToolCallBlock, ToolResult
 from chatscope.services.retry import RetryNotice, RetryPolicy, open_stream
 from chatscope.services.runtime import AgentRuntimeContext
 from chatscope.services.telemetry import RuntimeTelemetry
+from chatscope.services.tool_pairs import repair_tool_pairs
 
 __all__ = ["ChatSession"]
 
@@ -36,7 +42,16 @@ Sleep = Callable[[float], Awaitable[None]]
 class ChatSession:
     """Sends prompts within one runtime scope. It holds the context, never a container."""
 
-    __slots__ = ("_auth", "_context", "_lock", "_max_turns", "_retry", "_rng", "_sleep")
+    __slots__ = (
+        "_auth",
+        "_compressor",
+        "_context",
+        "_lock",
+        "_max_turns",
+        "_retry",
+        "_rng",
+        "_sleep",
+    )
 
     def __init__(
         self,
@@ -47,6 +62,7 @@ class ChatSession:
         max_turns: int = 10,
         rng: random.Random | None = None,
         sleep: Sleep = asyncio.sleep,
+        compressor: HistoryCompressor | None = None,
     ) -> None:
         self._context = context
         self._auth = auth_resolver
@@ -54,6 +70,7 @@ class ChatSession:
         self._max_turns = max_turns
         self._rng = rng
         self._sleep = sleep
+        self._compressor = compressor
         self._lock = asyncio.Lock()
 
     @property
@@ -63,14 +80,25 @@ class ChatSession:
 
     async def send(self, text: str) -> CompletedTurn:
         """Answer one prompt and return the completed turn."""
-        async for event in self.stream(text):
+        completed: CompletedTurn | None = None
+        # Read the turn to its end rather than return at `TurnDone`: a generator left
+        # suspended is closed by the event loop's finalizer, which costs a task per turn.
+        async for event in self._turn(text, deliver_events=False):
             if isinstance(event, TurnDone):
-                return event.turn
-        raise AssertionError("a turn always ends with TurnDone")  # pragma: no cover
+                completed = event.turn
+        if completed is None:  # pragma: no cover - a turn always ends with TurnDone
+            raise AssertionError("a turn always ends with TurnDone")
+        return completed
 
-    async def stream(self, text: str) -> AsyncGenerator[ChatEvent, None]:
+    def stream(self, text: str) -> AsyncGenerator[ChatEvent, None]:
         """Answer one prompt, yielding text, thinking, tool and usage events, then `TurnDone`."""
+        return self._turn(text, deliver_events=True)
+
+    async def _turn(self, text: str, *, deliver_events: bool) -> AsyncGenerator[ChatEvent, None]:
+        """The turn; without `deliver_events` only `TurnDone` is yielded (what `send` needs),
+        so a turn does not pass each streamed token through a generator nobody reads."""
         async with self._lock:
+            await self._compress_if_due()
             turn = _Turn(Message.user(text))
             for _ in range(self._max_turns):
                 assembler = ResponseAssembler(self._context.state.provider)
@@ -86,28 +114,37 @@ class ChatSession:
                     )
                     try:
                         # The first event, then the rest straight from the provider: no layer
-                        # in between, since this loop runs once per streamed token.
+                        # in between, and events are assembled once the stream has ended,
+                        # since this loop runs once per streamed token.
                         if opened.first is not None:
-                            assembler.add(opened.first)
-                            if not isinstance(opened.first, FinishEvent):
+                            first_at = time.perf_counter()
+                            received = [opened.first]
+                            if deliver_events and not isinstance(opened.first, FinishEvent):
                                 yield opened.first
                             async for event in opened.rest:
-                                assembler.add(event)
-                                if not isinstance(event, FinishEvent):
+                                received.append(event)
+                                if deliver_events and not isinstance(event, FinishEvent):
                                     yield event
+                            assembler.add_all(received, first_at)
                     finally:
                         await opened.aclose()
                 reply = turn.add_reply(assembler)
                 if not reply.tool_calls:
                     break
                 results = await self._run_tools(reply.tool_calls)
-                for result in results:
-                    yield ToolResultEvent(result)
+                if deliver_events:
+                    for result in results:
+                        yield ToolResultEvent(result)
                 turn.add_tool_results(results)
             else:
                 turn.finish = FinishReason.MAX_TURNS
             await self._context.history.append_turn(turn.messages, usage=turn.last_usage)
             yield TurnDone(turn.completed())
+
+    async def _compress_if_due(self) -> None:
+        """Compress history before the turn's first request, if its size calls for it."""
+        if self._compressor is not None:
+            await self._compressor.maybe_compress(self._context)
 
     async def _invocation(self, pending: list[Message]) -> ModelInvocation:
         context, state = self._context, self._context.state
@@ -117,7 +154,7 @@ class ChatSession:
             model=state.model,
             base_url=state.base_url,
             credentials=self._auth.resolve(context.auth),
-            history=(*await context.history.messages(), *pending),
+            history=repair_tool_pairs((*await context.history.messages(), *pending)),
             tools=context.tools.declarations(),
             model_params=state.model_params,
             ephemerals=context.ephemerals,

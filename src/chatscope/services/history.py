@@ -18,7 +18,16 @@ class InMemoryHistory:
 
     __slots__ = ("_measured_tokens", "_measured_upto", "_messages", "session_id")
 
-    def __init__(self, messages: Sequence[Message] = (), *, session_id: str | None = None) -> None:
+    def __init__(
+        self,
+        messages: Sequence[Message] = (),
+        *,
+        session_id: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        """`provider` and `model` are accepted for the `HistoryOpener` contract; memory keeps
+        no record of them."""
         self.session_id = session_id
         self._messages: tuple[Message, ...] = tuple(messages)
         self._measured_tokens = 0

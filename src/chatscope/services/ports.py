@@ -50,13 +50,18 @@ class HistoryStore(Protocol):
 class HistoryOpener(Protocol):
     """Opens the history of one session: fresh in memory, or the stored one of a database."""
 
-    def __call__(self, *, session_id: str) -> HistoryStore:
-        """The history store of `session_id`."""
+    def __call__(self, *, session_id: str, provider: str, model: str) -> HistoryStore:
+        """The history store of `session_id`, which `provider` and `model` now continue (a
+        database records them with the session; memory ignores them)."""
         ...
 
 
 class TelemetrySink(Protocol):
     """Where enriched telemetry events go: structlog in production, a list in tests."""
+
+    def wants(self, event: str) -> bool:
+        """Whether `event` would be kept; events it would drop are never built."""
+        ...
 
     def emit(self, event: str, fields: Mapping[str, Any]) -> None:
         """Record one event with its fields."""

@@ -182,7 +182,7 @@ def open_scope_context(
     The other `parts` are those of `create_agent_runtime_context`.
     """
     opener = open_subagent_history if state.parent_runtime_id else open_history
-    history = opener(session_id=state.session_id)
+    history = opener(session_id=state.session_id, provider=state.provider, model=state.model)
     return create_agent_runtime_context(state=state, history=history, **parts)
 
 

@@ -7,6 +7,7 @@ and changes nothing: building a subagent never touches its parent (REQ-STAT6-003
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -14,12 +15,14 @@ from typing import Any, Protocol
 from pydantic import SecretStr
 
 from chatscope.config.ephemeral import EphemeralSettings
+from chatscope.config.presets import Preset
 from chatscope.config.settings import Settings
+from chatscope.errors import ConfigurationError
 from chatscope.services.auth import AuthSpec
 from chatscope.services.frozen import FrozenDict, deep_freeze
 from chatscope.services.runtime import AgentRuntimeContext, AgentRuntimeState, new_id
 
-__all__ = ["BuildContext", "ScopeFactory", "ScopeRequest"]
+__all__ = ["BuildContext", "ScopeFactory", "ScopeRequest", "ScopeTools"]
 
 
 class BuildContext(Protocol):
@@ -38,6 +41,29 @@ class BuildContext(Protocol):
         ...
 
 
+class ScopeTools(Protocol):
+    """Adds the tools that need the built scope itself, such as a foreground chat's `task`.
+
+    `names` are the tools it may add: an allow-list may name them, and they are left out of the
+    allow-list the plain registry is narrowed by.
+    """
+
+    @property
+    def names(self) -> frozenset[str]:
+        """Every tool name this may add."""
+        ...
+
+    def bind(
+        self,
+        context: AgentRuntimeContext,
+        *,
+        scopes: ScopeFactory,
+        allowed_tools: tuple[str, ...] | None,
+    ) -> AgentRuntimeContext:
+        """`context`, or a copy whose registry also holds the tools bound to it."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ScopeRequest:
     """What a caller may choose for a scope; unset fields come from settings."""
@@ -47,12 +73,34 @@ class ScopeRequest:
     base_url: str | None = None
     api_key: SecretStr | None = None
     key_file: Path | None = None
+    api_key_env: str | None = None
+    key_variables: tuple[str, ...] | None = None
+    auth_required: bool | None = None
     session_id: str | None = None
     model_params: FrozenDict = field(default_factory=FrozenDict)
     ephemeral_overrides: FrozenDict = field(default_factory=FrozenDict)
     system_prompt: str | None = None
     allowed_tools: tuple[str, ...] | None = None
     subagent_name: str | None = None
+
+    @classmethod
+    def from_preset(cls, preset: Preset, **fields: Any) -> ScopeRequest:
+        """A request for a named OpenAI-compatible endpoint; `fields` override the preset's.
+
+        The key is read only from the preset's own variable: an OpenAI key must never travel
+        to another company's server because a preset's variable was unset.
+        """
+        fields["provider"] = fields.get("provider") or preset.provider
+        fields["base_url"] = fields.get("base_url") or preset.base_url
+        fields["model"] = fields.get("model") or preset.default_model
+        if fields["model"] is None:
+            raise ConfigurationError(
+                f"preset {preset.name!r} serves whatever model the server was started with: "
+                "name it with --model"
+            )
+        fields.setdefault("key_variables", preset.key_variables)
+        fields.setdefault("auth_required", preset.auth_required)
+        return cls.create(**fields)
 
     @classmethod
     def create(cls, **fields: Any) -> ScopeRequest:
@@ -65,13 +113,23 @@ class ScopeRequest:
 
 
 class ScopeFactory:
-    """Builds foreground and subagent runtime contexts from one settings snapshot."""
+    """Builds foreground and subagent runtime contexts from one settings snapshot.
 
-    __slots__ = ("_build_context", "_settings")
+    `scope_tools`, when given, binds tools to each scope once it is built; it receives this
+    factory, so the `task` tool builds its subagents exactly as its parent was built.
+    """
 
-    def __init__(self, settings: Settings, build_context: BuildContext) -> None:
+    __slots__ = ("_build_context", "_scope_tools", "_settings")
+
+    def __init__(
+        self,
+        settings: Settings,
+        build_context: BuildContext,
+        scope_tools: ScopeTools | None = None,
+    ) -> None:
         self._settings = settings
         self._build_context = build_context
+        self._scope_tools = scope_tools
 
     def foreground(self, request: ScopeRequest | None = None) -> AgentRuntimeContext:
         """A fresh top-level scope: new runtime id, new history, new telemetry binding."""
@@ -95,8 +153,14 @@ class ScopeFactory:
             provider,
             api_key=request.api_key or section.api_key,
             key_file=request.key_file or section.key_file,
-            required=section.auth_required,
+            required=section.auth_required
+            if request.auth_required is None
+            else request.auth_required,
         )
+        if request.key_variables is not None:
+            auth = dataclasses.replace(auth, env_vars=request.key_variables)
+        if request.api_key_env:
+            auth = dataclasses.replace(auth, env_vars=(request.api_key_env, *auth.env_vars))
         state = AgentRuntimeState(
             runtime_id=new_id(),
             session_id=request.session_id or new_id(),
@@ -108,10 +172,20 @@ class ScopeFactory:
             parent_runtime_id=parent.runtime_id if parent else None,
             subagent_name=request.subagent_name,
         )
-        return self._build_context(
+        context = self._build_context(
             state=state,
             auth=auth,
             ephemerals=ephemerals.with_overrides(request.ephemeral_overrides),
             system_prompt=request.system_prompt,
-            allowed_tools=request.allowed_tools,
+            allowed_tools=self._plain_tools(request.allowed_tools),
         )
+        if self._scope_tools is None:
+            return context
+        return self._scope_tools.bind(context, scopes=self, allowed_tools=request.allowed_tools)
+
+    def _plain_tools(self, allowed: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        """The allow-list without the names `scope_tools` binds itself."""
+        if allowed is None or self._scope_tools is None:
+            return allowed
+        bound = self._scope_tools.names
+        return tuple(name for name in allowed if name not in bound)

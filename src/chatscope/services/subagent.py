@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from chatscope.config.profiles import ProfileSpec
 from chatscope.services.frozen import FrozenDict, deep_freeze
 from chatscope.services.runtime import AgentRuntimeContext
 from chatscope.services.scopes import ScopeFactory, ScopeRequest
@@ -18,7 +19,11 @@ __all__ = ["SubAgentScope", "SubagentProfile"]
 
 @dataclass(frozen=True, slots=True)
 class SubagentProfile:
-    """What a subagent runs with: its own provider, model, params, prompt and tools."""
+    """What a subagent runs with: its own provider, model, params, prompt and tools.
+
+    `allowed_tools` None means every tool of the scope; `api_key_env` names an environment
+    variable looked up (before the provider's standard ones) at each call.
+    """
 
     name: str
     provider: str
@@ -32,6 +37,8 @@ class SubagentProfile:
     base_url: str | None = None
     api_key: SecretStr | None = None
     key_file: Path | None = None
+    api_key_env: str | None = None
+    description: str = ""
 
     @classmethod
     def create(cls, *, name: str, provider: str, model: str, **options: Any) -> SubagentProfile:
@@ -42,6 +49,25 @@ class SubagentProfile:
             options["allowed_tools"] = tuple(options["allowed_tools"])
         return cls(name=name, provider=provider, model=model, **options)
 
+    @classmethod
+    def from_spec(cls, spec: ProfileSpec) -> SubagentProfile:
+        """The profile a validated profile file describes."""
+        return cls.create(
+            name=spec.name,
+            provider=spec.provider,
+            model=spec.model,
+            model_params=spec.model_params,
+            ephemeral_overrides=spec.ephemeral_overrides,
+            system_prompt=spec.system_prompt,
+            allowed_tools=spec.allowed_tools,
+            max_turns=spec.max_turns,
+            timeout_seconds=spec.timeout_seconds,
+            base_url=spec.base_url,
+            key_file=spec.key_file,
+            api_key_env=spec.api_key_env,
+            description=spec.description,
+        )
+
     def scope_request(self, scope_name: str) -> ScopeRequest:
         """The scope this profile asks for, named `scope_name`."""
         return ScopeRequest(
@@ -50,6 +76,7 @@ class SubagentProfile:
             base_url=self.base_url,
             api_key=self.api_key,
             key_file=self.key_file,
+            api_key_env=self.api_key_env,
             model_params=self.model_params,
             ephemeral_overrides=self.ephemeral_overrides,
             system_prompt=self.system_prompt,

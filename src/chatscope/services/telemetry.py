@@ -7,6 +7,7 @@ part of the metadata, and error texts pass through `redact_secrets`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -23,7 +24,7 @@ __all__ = ["RecordingSink", "RuntimeTelemetry", "StructlogSink"]
 
 
 class RuntimeTelemetry:
-    """Emits the scope's `api_request`, `api_response`, `api_error` and `tool_call` events."""
+    """Emits the scope's events: model calls, tool calls, and history compression."""
 
     __slots__ = ("_sink", "metadata")
 
@@ -96,13 +97,63 @@ class RuntimeTelemetry:
             error=redact_secrets(error) if error else None,
         )
 
+    def history_compressed(
+        self,
+        *,
+        tokens_before: int,
+        tokens_after: int,
+        messages_before: int,
+        messages_after: int,
+        summarised_messages: int,
+        duration_ms: float,
+    ) -> None:
+        """The middle of history was replaced by a summary (`tokens_after` is projected)."""
+        self._emit(
+            "history_compressed",
+            tokens_before=tokens_before,
+            tokens_after=tokens_after,
+            messages_before=messages_before,
+            messages_after=messages_after,
+            summarised_messages=summarised_messages,
+            duration_ms=round(duration_ms, 3),
+        )
+
+    def compression_failed(
+        self, *, duration_ms: float, error: BaseException, retry_after_turns: int
+    ) -> None:
+        """Summarising failed; history is unchanged and compression waits before trying again."""
+        self._emit(
+            "compression_failed",
+            duration_ms=round(duration_ms, 3),
+            error_type=type(error).__name__,
+            error=redact_secrets(str(error)),
+            retry_after_turns=retry_after_turns,
+        )
+
+    def compression_skipped(
+        self, *, reason: str, tokens: int, threshold_tokens: int, retry_after_turns: int = 0
+    ) -> None:
+        """History was over the threshold but stays as it is, for `reason`."""
+        self._emit(
+            "compression_skipped",
+            reason=reason,
+            tokens=tokens,
+            threshold_tokens=threshold_tokens,
+            retry_after_turns=retry_after_turns,
+        )
+
     def _emit(self, event: str, **fields: Any) -> None:
+        if not self._sink.wants(event):
+            return  # a sink that would drop the event is not handed one: turns stay cheap
         timestamp = datetime.now(UTC).isoformat()
         self._sink.emit(event, {**self.metadata, "timestamp": timestamp, **fields})
 
 
 def _rounded(value: float | None) -> float | None:
     return round(value, 3) if value is not None else None
+
+
+_WARNINGS = frozenset({"api_error", "compression_failed"})
 
 
 class StructlogSink:
@@ -113,9 +164,16 @@ class StructlogSink:
     def __init__(self, logger: Any) -> None:
         self._logger = logger
 
+    def wants(self, event: str) -> bool:
+        """Whether the logger's level lets `event` through (loggers that cannot say: yes)."""
+        is_enabled_for = getattr(self._logger, "is_enabled_for", None)
+        if is_enabled_for is None:
+            return True
+        return bool(is_enabled_for(logging.WARNING if event in _WARNINGS else logging.INFO))
+
     def emit(self, event: str, fields: Mapping[str, Any]) -> None:
         """Log one event."""
-        method = self._logger.warning if event == "api_error" else self._logger.info
+        method = self._logger.warning if event in _WARNINGS else self._logger.info
         method(event, **fields)
 
 
@@ -126,6 +184,10 @@ class RecordingSink:
 
     def __init__(self) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def wants(self, event: str) -> bool:
+        """Every event is recorded."""
+        return True
 
     def emit(self, event: str, fields: Mapping[str, Any]) -> None:
         """Record one event."""

@@ -38,9 +38,11 @@ def build_test_app(
     """A container with explicit settings (no environment read), tiny retry delays and fakes.
 
     Unless `environ` is given, every provider's standard key variable holds a dummy test key,
-    so a fake standing in for a keyed provider needs no key set up.
+    so a fake standing in for a keyed provider needs no key set up. History stays in memory
+    unless `history_backend="database"` (with a `data_dir` or `database_url`) is passed.
     """
     settings.setdefault("provider", fakes[0].name if fakes else "demo")
+    settings.setdefault("history_backend", "memory")
     settings.setdefault("retry", {"initial_delay": 0.001, "max_delay": 0.01})
     app = ApplicationContainer(
         settings=ExplicitSettings(workspace=workspace, **settings),
