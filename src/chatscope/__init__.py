@@ -6,16 +6,22 @@ The public surface is re-exported here; everything else is an implementation mod
 from __future__ import annotations
 
 from chatscope.config import EphemeralSettings, ExplicitSettings, Settings, load_settings
+from chatscope.config.presets import PRESETS, Preset
 from chatscope.containers import ApplicationContainer
 from chatscope.errors import (
     AuthenticationRequiredError,
     ChatscopeError,
     ConfigurationError,
     ErrorCategory,
+    HistoryStoreError,
     MissingProviderRuntimeError,
+    ProfileError,
     ProviderError,
+    ToolError,
+    UnknownSessionError,
 )
 from chatscope.services.chat import ChatSession
+from chatscope.services.compression import HistoryCompressor
 from chatscope.services.events import (
     ChatEvent,
     CompletedTurn,
@@ -27,8 +33,15 @@ from chatscope.services.events import (
     TurnDone,
     UsageEvent,
 )
+from chatscope.services.history import InMemoryHistory
 from chatscope.services.messages import Message, Role, Usage
-from chatscope.services.ports import HistoryStore, ModelProvider, TelemetrySink, Tool
+from chatscope.services.ports import (
+    HistoryOpener,
+    HistoryStore,
+    ModelProvider,
+    TelemetrySink,
+    Tool,
+)
 from chatscope.services.runtime import (
     AgentRuntimeContext,
     AgentRuntimeState,
@@ -51,10 +64,17 @@ __all__ = [
     "ErrorCategory",
     "ExplicitSettings",
     "FinishReason",
+    "HistoryCompressor",
+    "HistoryOpener",
     "HistoryStore",
+    "HistoryStoreError",
+    "InMemoryHistory",
     "Message",
     "MissingProviderRuntimeError",
     "ModelProvider",
+    "PRESETS",
+    "Preset",
+    "ProfileError",
     "ProviderError",
     "Role",
     "ScopeRequest",
@@ -66,8 +86,10 @@ __all__ = [
     "ThinkingDelta",
     "Tool",
     "ToolCallEvent",
+    "ToolError",
     "ToolResultEvent",
     "TurnDone",
+    "UnknownSessionError",
     "Usage",
     "UsageEvent",
     "create_agent_runtime_context",
