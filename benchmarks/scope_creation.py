@@ -19,6 +19,7 @@ from chatscope.config.settings import ExplicitSettings, Settings
 from chatscope.containers import ApplicationContainer, RuntimeScopeContainer
 from chatscope.services.auth import AuthResolver, AuthSpec
 from chatscope.services.chat import ChatSession
+from chatscope.services.compression import HistoryCompressor, ModelSummariser
 from chatscope.services.history import InMemoryHistory
 from chatscope.services.retry import RetryPolicy
 from chatscope.services.runtime import (
@@ -50,6 +51,9 @@ def hand_built_scope(settings: Settings, root: Path) -> Callable[[], ChatSession
     catalog = ProviderCatalog(lambda name: DemoProvider(), ("demo",))
     resolver, policy = AuthResolver({}), RetryPolicy()
     section = settings.providers.demo
+    summariser = ModelSummariser(
+        auth_resolver=resolver, retry_policy=policy, provider_catalog=catalog, settings=settings
+    )
 
     def build() -> ChatSession:
         auth = AuthSpec.for_provider("demo", required=section.auth_required)
@@ -69,7 +73,14 @@ def hand_built_scope(settings: Settings, root: Path) -> Callable[[], ChatSession
             auth=auth,
             ephemerals=settings.ephemeral.with_overrides({}),
         )
-        return ChatSession(context, auth_resolver=resolver, retry_policy=policy, max_turns=10)
+        compressor = HistoryCompressor(summariser, settings=settings.compression)
+        return ChatSession(
+            context,
+            auth_resolver=resolver,
+            retry_policy=policy,
+            max_turns=10,
+            compressor=compressor,
+        )
 
     return build
 
@@ -87,6 +98,8 @@ def container_instance_per_chat(app: ApplicationContainer) -> Callable[[], objec
             workspace_tools=app.adapters.workspace_tools,
             auth_resolver=app.auth_resolver,
             retry_policy=app.retry_policy,
+            summariser=app.summariser,
+            compression_settings=app.settings().compression,
         )
         return runtime.chat_session(context=runtime.scopes().foreground())
 

@@ -166,3 +166,17 @@ async def test_no_value_crosses_scopes_under_any_interleaving(
 
     for seen, expected in await asyncio.gather(*(one(m, k) for m, k in scopes)):
         assert seen == expected
+
+
+def test_each_chat_gets_its_own_compressor_around_the_one_summariser(tmp_path: Path) -> None:
+    """Cooldowns are per chat; the stateless summariser and the settings are the application's."""
+    app = build_test_app(workspace=tmp_path, compression={"failure_cooldown_turns": 7})
+    scopes = app.runtime.scopes()
+    first = app.runtime.chat_session(context=scopes.foreground())
+    second = app.runtime.chat_session(context=scopes.foreground())
+    compressors = [first._compressor, second._compressor]
+    assert compressors[0] is not None
+    assert compressors[1] is not None
+    assert compressors[0] is not compressors[1]
+    assert compressors[0]._summarise is compressors[1]._summarise is app.summariser()
+    assert compressors[0]._settings.failure_cooldown_turns == 7

@@ -8,12 +8,18 @@ from dependency_injector import containers, providers
 
 from chatscope.adapters.structlog_setup import configure_logging
 from chatscope.config.profiles import load_profiles_for
-from chatscope.config.settings import Settings
+from chatscope.config.settings import CompressionSettings, Settings
 from chatscope.containers.adapters import AdaptersContainer
 from chatscope.containers.runtime import RuntimeScopeContainer
 from chatscope.services.auth import AuthResolver
+from chatscope.services.compression import ModelSummariser
 from chatscope.services.retry import RetryPolicy
 from chatscope.services.task_tools import profiles_by_name, tool_names
+
+
+def compression_settings_of(settings: Settings) -> CompressionSettings:
+    """The compression section, resolved once rather than on every chat session."""
+    return settings.compression
 
 
 class ApplicationContainer(containers.DeclarativeContainer):
@@ -50,6 +56,14 @@ class ApplicationContainer(containers.DeclarativeContainer):
         first_byte_timeout=settings.provided.http.first_byte_timeout,
     )
 
+    summariser = providers.Singleton(
+        ModelSummariser,
+        auth_resolver=auth_resolver,
+        retry_policy=retry_policy,
+        provider_catalog=adapters.provider_catalog,
+        settings=settings,
+    )
+
     # Subagent profiles are read and validated once, when first needed; a broken profile
     # file is a configuration error naming the file and the key.
     profile_catalog = providers.Singleton(
@@ -71,6 +85,8 @@ class ApplicationContainer(containers.DeclarativeContainer):
         auth_resolver=auth_resolver,
         retry_policy=retry_policy,
         subagent_profiles=subagent_profiles,
+        summariser=summariser,
+        compression_settings=providers.Singleton(compression_settings_of, settings),
         max_concurrent_subagents=providers.Singleton(
             int, settings.provided.max_concurrent_subagents
         ),

@@ -9,10 +9,10 @@ from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chatscope.adapters.sql_history import SqlHistoryStore
-from chatscope.config.settings import Settings
+from chatscope.config.settings import CompressionSettings, Settings
 from chatscope.services.auth import AuthResolver
 from chatscope.services.chat import ChatSession
-from chatscope.services.compression import HistoryCompressor, ModelSummariser
+from chatscope.services.compression import HistoryCompressor, Summariser
 from chatscope.services.history import InMemoryHistory
 from chatscope.services.ports import TelemetrySink
 from chatscope.services.retry import RetryPolicy
@@ -47,6 +47,10 @@ class RuntimeScopeContainer(containers.DeclarativeContainer):
         default=MappingProxyType({}),
     )
     max_concurrent_subagents = providers.Dependency(instance_of=int, default=4)
+    # The summariser keeps no state of a chat (it is handed the context on each call), so the
+    # application's one serves every compressor; each chat's cooldowns live in its compressor.
+    summariser: providers.Dependency[Summariser] = providers.Dependency()
+    compression_settings = providers.Dependency(instance_of=CompressionSettings)
 
     history = providers.Selector(
         history_backend,
@@ -63,15 +67,8 @@ class RuntimeScopeContainer(containers.DeclarativeContainer):
         telemetry_sink=telemetry_sink,
         providers=provider_catalog,
     )
-    summariser = providers.Factory(
-        ModelSummariser,
-        auth_resolver=auth_resolver,
-        retry_policy=retry_policy,
-        provider_catalog=provider_catalog,
-        settings=settings,
-    )
     compressor = providers.Factory(
-        HistoryCompressor, summariser=summariser, settings=settings.provided.compression
+        HistoryCompressor, summariser=summariser, settings=compression_settings
     )
     chat_session = providers.Factory(
         ChatSession,
