@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from chatscope.config.ephemeral import EphemeralSettings
 from chatscope.config.settings import Settings
-from chatscope.errors import ConfigurationError
+from chatscope.errors import ConfigurationError, redact_secrets
 
 __all__ = ["load_settings"]
 
@@ -35,8 +35,18 @@ def _describe(error: Mapping[str, Any]) -> str:
     path = [str(part) for part in error["loc"]]
     key = ".".join(_SEED_NAME_BY_FIELD.get(part, part) for part in path)
     env_name = "CHATSCOPE_" + "__".join(part.replace("-", "_").upper() for part in path)
-    shown = _redacted_input(path[-1] if path else "", error.get("input"))
+    shown = _shown_input(error, path[-1] if path else "")
     return f"{key} (env {env_name}) = {shown}: {error['msg']}"
+
+
+def _shown_input(error: Mapping[str, Any], name: str) -> str:
+    """The offending value as it may be shown: never a secret, never an unknown key's value.
+
+    A value under an unknown key is hidden whole: it is often a key variable with a typo.
+    """
+    if error.get("type") == "extra_forbidden":
+        return "[hidden]"
+    return redact_secrets(_redacted_input(name, error.get("input")))
 
 
 def _redacted_input(name: str, value: object) -> str:

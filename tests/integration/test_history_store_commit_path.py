@@ -1,0 +1,173 @@
+"""What the SQL history store writes, column by column: turn numbers after a rewrite, the
+stored role, the session's label, title and timestamps, and the retry of a colliding create.
+
+The round-trip properties elsewhere read messages back; these read the rows and the session
+summary a rewrite or a later writer leaves behind, which a reload alone would not show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from chatscope.adapters import sql_history
+from chatscope.adapters.sql_history import (
+    TITLE_LENGTH,
+    SessionCatalog,
+    SqlHistoryStore,
+    session_title,
+)
+from chatscope.adapters.sql_schema import messages_table
+from chatscope.services.messages import Message, Role
+from chatscope.services.runtime import new_id
+from tests.support.databases import migrated_engine
+from tests.support.histories import messy_histories, reply, user, well_paired_histories
+
+histories = well_paired_histories(max_turns=6) | messy_histories()
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """A fresh, migrated SQLite database."""
+    async with migrated_engine("sqlite", tmp_path) as engine:
+        yield engine
+
+
+def reference_turns(messages: Sequence[Message]) -> list[int]:
+    """A turn starts at each user message; anything before the first belongs to turn 1."""
+    turn, numbers = 0, []
+    for message in messages:
+        turn += message.role is Role.USER
+        numbers.append(max(turn, 1))
+    return numbers
+
+
+async def _rows(engine: AsyncEngine, session_id: str) -> list[tuple[int, str]]:
+    query = (
+        select(messages_table.c.turn, messages_table.c.role)
+        .where(messages_table.c.session_id == session_id)
+        .order_by(messages_table.c.position)
+    )
+    async with engine.connect() as connection:
+        return [(int(turn), str(role)) for turn, role in (await connection.execute(query)).all()]
+
+
+@settings(max_examples=25)
+@given(first=st.integers(min_value=0, max_value=3), rewritten=histories)
+async def test_a_rewrite_renumbers_turns_and_keeps_the_turn_count(
+    engine: AsyncEngine, first: int, rewritten: tuple[Message, ...]
+) -> None:
+    """After `replace`, each row's turn follows the new messages; the session's turn count
+    never goes down and grows to the rewrite's own count."""
+    session_id = new_id()
+    store = SqlHistoryStore(engine, session_id=session_id)
+    for index in range(first):
+        await store.append_turn([user(f"q{index}"), reply(f"a{index}")])
+    await store.replace(rewritten)
+    rows = await _rows(engine, session_id)
+    assert [turn for turn, _ in rows] == reference_turns(rewritten)
+    assert [role for _, role in rows] == [str(message.role) for message in rewritten]
+    summary = await SessionCatalog(engine).find(session_id)
+    if first == 0 and not rewritten:
+        assert summary is None
+        return
+    assert summary is not None
+    assert summary.message_count == len(rewritten)
+    assert summary.turn_count == max([first, *reference_turns(rewritten)])
+
+
+@settings(max_examples=15)
+@given(turns=st.lists(histories.filter(bool), min_size=1, max_size=3))
+async def test_each_appended_row_stores_its_role(
+    engine: AsyncEngine, turns: list[tuple[Message, ...]]
+) -> None:
+    """The role column of every stored row is its message's role."""
+    session_id = new_id()
+    store = SqlHistoryStore(engine, session_id=session_id)
+    for turn in turns:
+        await store.append_turn(turn)
+    expected = [str(message.role) for turn in turns for message in turn]
+    assert [role for _, role in await _rows(engine, session_id)] == expected
+
+
+async def test_a_later_writer_relabels_the_session(engine: AsyncEngine) -> None:
+    """The provider and model shown for a session are those of its latest writer."""
+    session_id = new_id()
+    first = SqlHistoryStore(engine, session_id=session_id, provider="openai", model="m-1")
+    await first.append_turn([user("q1"), reply("a1")])
+    second = SqlHistoryStore(engine, session_id=session_id)
+    second.label(provider="anthropic", model="m-2")
+    await second.append_turn([user("q2"), reply("a2")])
+    summary = await SessionCatalog(engine).get(session_id)
+    assert (summary.provider, summary.model) == ("anthropic", "m-2")
+
+
+async def test_a_rewrite_moves_the_update_time(engine: AsyncEngine) -> None:
+    """`replace` is a write like any other: the session's update time moves forward."""
+    session_id = new_id()
+    store = SqlHistoryStore(engine, session_id=session_id)
+    await store.append_turn([user("q"), reply("a")])
+    before = (await SessionCatalog(engine).get(session_id)).updated_at
+    await asyncio.sleep(0.01)
+    await store.replace([user("summary"), reply("ok")])
+    assert (await SessionCatalog(engine).get(session_id)).updated_at > before
+
+
+printable = st.text(
+    alphabet=st.characters(categories=("L", "N", "P", "Zs")), min_size=0, max_size=200
+)
+
+
+@given(prompt=printable, greeting=st.booleans())
+def test_the_title_is_the_first_prompt_on_one_line_cut_to_length(
+    prompt: str, greeting: bool
+) -> None:
+    """Whitespace collapsed; longer than TITLE_LENGTH: cut to TITLE_LENGTH - 1 plus an ellipsis;
+    no prompt text at all: an empty title."""
+    messages = ([reply("hello")] if greeting else []) + [user(prompt), user("second")]
+    line = " ".join(prompt.split())
+    title = session_title(messages)
+    if not line:
+        assert title == "second"
+    elif len(line) <= TITLE_LENGTH:
+        assert title == line
+    else:
+        assert title == line[: TITLE_LENGTH - 1] + "…"
+        assert len(title) == TITLE_LENGTH
+
+
+@given(blank=st.text(alphabet=" \t\n\r", max_size=5))
+def test_no_prompt_text_means_no_title(blank: str) -> None:
+    """Only blank prompts, or none: the title is empty."""
+    assert session_title([reply("hello"), user(blank)]) == ""
+    assert session_title([]) == ""
+
+
+@given(collisions=st.integers(min_value=0, max_value=6))
+async def test_a_colliding_create_is_retried_a_bounded_number_of_times(collisions: int) -> None:
+    """A write refused as a duplicate create is tried again, up to the attempt limit, then the
+    refusal is raised; other outcomes pass through at once."""
+    calls = 0
+
+    async def write() -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= collisions:
+            raise IntegrityError("INSERT INTO sessions", {}, Exception("duplicate key"))
+
+    limit = sql_history._WRITE_ATTEMPTS
+    if collisions < limit:
+        await sql_history._retrying_creation(write)
+        assert calls == collisions + 1
+    else:
+        with pytest.raises(IntegrityError):
+            await sql_history._retrying_creation(write)
+        assert calls == limit

@@ -1,0 +1,126 @@
+"""What `ScopeFactory` takes from settings and from the request, field by field.
+
+Every field of a scope's state and auth spec comes either from the request or from the
+provider's settings section; these tests pin each source so that a dropped or swapped field
+fails here rather than only against a real provider.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chatscope.config.presets import PRESETS
+from chatscope.errors import ConfigurationError
+from chatscope.services.frozen import FrozenDict, thaw
+from chatscope.services.invocation import AuthType
+from chatscope.services.scopes import ScopeFactory, ScopeRequest
+from chatscope.services.telemetry import RecordingSink
+from chatscope.testing.fakes import ScriptedProvider
+from tests.support.scopes import make_scope_factory
+
+scalars = st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=6)
+params = st.dictionaries(
+    st.text(min_size=1, max_size=8), scalars | st.lists(scalars, max_size=3), max_size=4
+)
+file_names = st.text(alphabet="abcdefghij_-", min_size=1, max_size=10)
+
+
+def _factory(workspace: Path, **openai: Any) -> ScopeFactory:
+    return make_scope_factory(
+        ScriptedProvider([], name="openai"),
+        sink=RecordingSink(),
+        workspace=workspace,
+        provider="openai",
+        providers={"openai": openai},
+    )
+
+
+@given(name=file_names)
+def test_the_settings_key_file_is_used_when_the_request_has_none(tmp_path: Path, name: str) -> None:
+    """A provider section's key file is where the scope's key is looked for."""
+    key_file = tmp_path / name
+    context = _factory(tmp_path, key_file=key_file).foreground()
+    assert context.auth.key_file == key_file
+
+
+@given(settings_name=file_names, request_name=file_names)
+def test_a_requested_key_file_wins_over_the_settings_one(
+    tmp_path: Path, settings_name: str, request_name: str
+) -> None:
+    """The request's key file replaces the configured one for this scope only."""
+    scopes = _factory(tmp_path, key_file=tmp_path / "settings" / settings_name)
+    requested = tmp_path / "request" / request_name
+    assert scopes.foreground(ScopeRequest(key_file=requested)).auth.key_file == requested
+    assert scopes.foreground().auth.key_file == tmp_path / "settings" / settings_name
+
+
+@given(required=st.booleans())
+def test_auth_required_sets_the_spec_and_the_state_auth_type(
+    tmp_path: Path, required: bool
+) -> None:
+    """`auth_required` decides both whether a key must be found and the state's auth type."""
+    context = _factory(tmp_path, auth_required=required).foreground()
+    assert context.auth.required is required
+    assert context.state.auth_type is (AuthType.API_KEY if required else AuthType.NONE)
+
+
+@given(model_params=params)
+def test_requested_model_params_reach_the_state_frozen(
+    tmp_path: Path, model_params: dict[str, Any]
+) -> None:
+    """Params given to `ScopeRequest.create` are the state's params, deeply frozen."""
+    request = ScopeRequest.create(model_params=model_params)
+    state = _factory(tmp_path).foreground(request).state
+    assert isinstance(state.model_params, FrozenDict)
+    assert thaw(state.model_params) == thaw(model_params)
+
+
+@given(overrides=st.fixed_dictionaries({}, optional={"context-limit": st.integers(1, 10**6)}))
+def test_scope_request_create_freezes_ephemeral_overrides(overrides: dict[str, int]) -> None:
+    """Both mappings of a request are frozen copies equal to what was passed."""
+    request = ScopeRequest.create(ephemeral_overrides=overrides)
+    assert isinstance(request.ephemeral_overrides, FrozenDict)
+    assert dict(request.ephemeral_overrides) == overrides
+    assert isinstance(request.model_params, FrozenDict)
+
+
+@given(prompt=st.none() | st.text(max_size=30))
+def test_the_requested_system_prompt_reaches_the_context(
+    tmp_path: Path, prompt: str | None
+) -> None:
+    """A scope is built with the system prompt its request carries."""
+    context = _factory(tmp_path).foreground(ScopeRequest(system_prompt=prompt))
+    assert context.system_prompt == prompt
+
+
+def test_base_url_comes_from_settings_unless_requested(tmp_path: Path) -> None:
+    """The configured base URL applies unless the request names another."""
+    scopes = _factory(tmp_path, base_url="http://127.0.0.1:9/v1")
+    assert scopes.foreground().state.base_url == "http://127.0.0.1:9/v1"
+    requested = ScopeRequest(base_url="http://127.0.0.1:8/v1")
+    assert scopes.foreground(requested).state.base_url == "http://127.0.0.1:8/v1"
+
+
+@given(
+    name=st.sampled_from(sorted(PRESETS)),
+    provider=st.none() | st.sampled_from(["openai", "openai-responses"]),
+)
+def test_a_requested_provider_overrides_the_presets(name: str, provider: str | None) -> None:
+    """`from_preset` fields win over the preset's own, the provider included."""
+    request = ScopeRequest.from_preset(PRESETS[name], provider=provider, model="served-model")
+    assert request.provider == (provider or PRESETS[name].provider)
+    assert request.base_url == PRESETS[name].base_url
+
+
+@given(name=st.sampled_from(sorted(n for n, p in PRESETS.items() if p.default_model is None)))
+def test_a_preset_without_a_model_says_how_to_name_one(name: str) -> None:
+    """A server that serves whatever it was started with needs `--model`, and says so."""
+    with pytest.raises(ConfigurationError) as raised:
+        ScopeRequest.from_preset(PRESETS[name])
+    assert str(raised.value).endswith("name it with --model")
+    assert repr(name) in str(raised.value)
