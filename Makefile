@@ -24,7 +24,7 @@ mutation:  ## full mutation run of every critical module (several minutes)
 	uv run python scripts/mutation.py
 
 mutation-changed:  ## what CI runs: the critical modules changed since the merge-base
-	uv run python scripts/mutation.py --changed-since auto --budget 300
+	uv run python scripts/mutation.py --changed-since auto --budget 100
 
 mutation-report:  ## kill rates and survivors of the last run
 	uv run python scripts/mutation.py --report
