@@ -121,8 +121,10 @@ async def test_a_rewrite_moves_the_update_time(engine: AsyncEngine) -> None:
     assert (await SessionCatalog(engine).get(session_id)).updated_at > before
 
 
-printable = st.text(
-    alphabet=st.characters(categories=("L", "N", "P", "Zs")), min_size=0, max_size=200
+_title_characters = st.characters(categories=("L", "N", "P", "Zs"))
+# Short prompts, and prompts sure to pass TITLE_LENGTH (plain text rarely draws that long).
+printable = st.text(alphabet=_title_characters, max_size=40) | st.text(
+    alphabet=_title_characters, min_size=2 * TITLE_LENGTH, max_size=3 * TITLE_LENGTH
 )
 
 
