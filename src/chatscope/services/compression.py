@@ -359,7 +359,7 @@ class HistoryCompressor:
     """Keeps one chat's history under its compression threshold; one instance per chat session.
 
     Its only state is when it may try again, counted in its own calls (one per turn) and in
-    seconds of `clock`.
+    seconds of `clock`, which also times each attempt for telemetry.
     """
 
     __slots__ = ("_clock", "_retry_time", "_retry_turn", "_settings", "_summarise", "_turn")
@@ -393,7 +393,7 @@ class HistoryCompressor:
             return CompressionOutcome(CompressionStatus.NOT_NEEDED, tokens, tokens)
         if self._turn < self._retry_turn or self._clock() < self._retry_time:
             return self._skip(attempt, CompressionStatus.COOLING_DOWN, back_off=False)
-        started = time.perf_counter()
+        started = self._clock()
         try:
             return await self._compress(attempt, started)
         except (ChatscopeError, TimeoutError) as error:
@@ -427,7 +427,7 @@ class HistoryCompressor:
             messages_before=len(original),
             messages_after=len(compressed),
             summarised_messages=len(plan.middle),
-            duration_ms=(time.perf_counter() - started) * 1000,
+            duration_ms=self._elapsed_ms(started),
         )
         return CompressionOutcome(CompressionStatus.COMPRESSED, attempt.tokens, projected)
 
@@ -464,14 +464,18 @@ class HistoryCompressor:
     ) -> CompressionOutcome:
         wait = self._settings.failure_cooldown_turns
         self._back_off(wait, self._settings.failure_cooldown_seconds)
-        if isinstance(error, TimeoutError) and not isinstance(error, ChatscopeError):
+        if not isinstance(error, ChatscopeError):  # the summary timeout
             error = TimeoutError(f"no summary within {self._settings.summary_timeout:g}s")
         attempt.context.telemetry.compression_failed(
-            duration_ms=(time.perf_counter() - started) * 1000,
+            duration_ms=self._elapsed_ms(started),
             error=error,
             retry_after_turns=wait,
         )
         return CompressionOutcome(CompressionStatus.FAILED, attempt.tokens, attempt.tokens)
+
+    def _elapsed_ms(self, started: float) -> float:
+        """Milliseconds of `clock` since `started` (the durations telemetry reports)."""
+        return (self._clock() - started) * 1000
 
     def _back_off(self, turns: int, seconds: float) -> None:
         """Skip the next `turns` checks, and any check before `seconds` from now."""
