@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -110,6 +110,42 @@ async def test_a_later_writer_relabels_the_session(engine: AsyncEngine) -> None:
     assert (summary.provider, summary.model) == ("anthropic", "m-2")
 
 
+@pytest.mark.parametrize(("provider", "model"), [("openai", None), (None, "gpt-4o"), (None, None)])
+async def test_a_half_label_is_not_recorded(
+    engine: AsyncEngine, provider: str | None, model: str | None
+) -> None:
+    """A store opened with only a provider or only a model labels the session with neither."""
+    session_id = new_id()
+    store = SqlHistoryStore(engine, session_id=session_id, provider=provider, model=model)
+    await store.append_turn([user("q"), reply("a")])
+    summary = await SessionCatalog(engine).get(session_id)
+    assert (summary.provider, summary.model) == (None, None)
+
+
+@given(first=histories, second=histories)
+@settings(max_examples=15)
+async def test_after_a_rewrite_the_history_is_read_without_a_query(
+    engine: AsyncEngine, first: tuple[Message, ...], second: tuple[Message, ...]
+) -> None:
+    """The store keeps what it wrote: after `replace`, reading costs no database round trip."""
+    store = SqlHistoryStore(engine, session_id=new_id())
+    if first:
+        await store.append_turn(first)
+    await store.replace(second)
+    statements: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        assert await store.messages() == second
+        await store.token_count()
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+    assert statements == []
+
+
 async def test_a_rewrite_moves_the_update_time(engine: AsyncEngine) -> None:
     """`replace` is a write like any other: the session's update time moves forward."""
     session_id = new_id()
@@ -129,6 +165,8 @@ printable = st.text(alphabet=_title_characters, max_size=40) | st.text(
 
 
 @given(prompt=printable, greeting=st.booleans())
+@example(prompt="x" * TITLE_LENGTH, greeting=False)  # exactly the limit: kept whole
+@example(prompt="x" * (TITLE_LENGTH + 1), greeting=True)  # one over: cut
 def test_the_title_is_the_first_prompt_on_one_line_cut_to_length(
     prompt: str, greeting: bool
 ) -> None:
