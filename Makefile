@@ -23,8 +23,8 @@ types:
 mutation:  ## full mutation run of every critical module (several minutes)
 	uv run python scripts/mutation.py
 
-mutation-changed:  ## what CI runs: the critical modules changed since the merge-base
-	uv run python scripts/mutation.py --changed-since auto --budget 100
+mutation-changed:  ## what CI runs: samples of the critical modules changed since the merge-base
+	uv run python scripts/mutation.py --changed-since auto --budget 240
 
 mutation-report:  ## kill rates and survivors of the last run
 	uv run python scripts/mutation.py --report

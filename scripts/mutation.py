@@ -3,34 +3,41 @@
 Modules with function bodies run under mutmut (`[tool.mutmut]` in pyproject.toml lists them
 in `only_mutate`, with the test files that exercise them); the declarative containers run
 under `scripts/mutation_wiring.py`. A module passes when its kill rate - mutants killed or
-timed out, over all its mutants - is at least `--minimum` (0.80). Every mutant of a selected
-module is re-run each time, so a result always reflects the current tests.
+timed out, over all its mutants (or over its sample) - is at least `--minimum` (0.80). Every
+mutant of a selected module (or sample) is re-run each time, so a result always reflects the
+current tests.
 
     uv run python scripts/mutation.py                      # every critical module (make mutation)
-    uv run python scripts/mutation.py --changed-since auto --budget 300        # what CI runs
+    uv run python scripts/mutation.py --changed-since auto --budget 240        # what CI runs
     uv run python scripts/mutation.py --module src/chatscope/services/auth.py
     uv run python scripts/mutation.py --report             # rates of the last run, no run
 
 With `--changed-since`, a module is selected when its file changed since that git revision
 (`auto`: the merge-base with origin/main, else the previous commit), including uncommitted
-and untracked files, or when a changed test file imports it. Modules are taken cheapest
-first while their estimated cost fits `--budget` seconds; the rest are listed as deferred.
-When nothing critical changed, the cheapest module runs as a canary, so the tooling itself is
-exercised on every CI run. Working files live in `mutants/` (ignored by git).
+and untracked files, or when a changed test file imports it. Every selected mutmut module is
+gated on a sample of its mutants sized to fit `--budget` seconds (at least MIN_SAMPLE each):
+first the mutants of the functions the change touched, then a random draw of the others,
+seeded by the module and the commit so that a run can be repeated. Container modules run
+whole, cheapest first, while their estimated cost fits what is left; the rest are listed as
+deferred. When nothing critical changed, the cheapest module runs as a canary, so the tooling
+itself is exercised on every CI run. Working files live in `mutants/` (ignored by git).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import fnmatch
 import json
 import os
+import random
+import re
 import signal
 import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +65,13 @@ COSTS = {
     "src/chatscope/containers/runtime.py": 200,
 }
 DEFAULT_COST = 150
+# A bounded run's mutmut part: a fixed start (generating the mutants, mapping the tests to the
+# functions they reach, the clean and forced-fail runs), then about this long per mutant with
+# two workers (a full run here: 1,553 s for 1,410 mutants, start included).
+MUTMUT_START_SECONDS = 110
+SECONDS_PER_MUTANT = 1.1
+# Fewer mutants than this say too little about a module's tests to gate on.
+MIN_SAMPLE = 40
 # Where only part of a module is critical, the mutant names (globs after the module's dotted
 # name) that make up that part. The SQL store's commit path is `SqlHistoryStore` and what it
 # writes and reads back with; `SessionCatalog` (listing sessions for the CLI) is left out.
@@ -157,25 +171,128 @@ def touched_modules(changed: set[str], modules: Iterable[str]) -> list[str]:
     return selected
 
 
-def fit_budget(modules: list[str], budget: float) -> tuple[list[str], list[str]]:
-    """Cheapest first, as many as fit `budget` seconds; (selected, deferred)."""
+def fit_budget(
+    modules: list[str], budget: float, *, at_least_one: bool = True
+) -> tuple[list[str], list[str]]:
+    """Cheapest first, as many as fit `budget` seconds (and the cheapest one in any case
+    when `at_least_one`); (selected, deferred)."""
     selected: list[str] = []
     spent = 0.0
     for module in sorted(modules, key=lambda path: COSTS.get(path, DEFAULT_COST)):
         cost = COSTS.get(module, DEFAULT_COST)
-        if spent + cost <= budget or not selected:
+        if spent + cost <= budget or (at_least_one and not selected):
             selected.append(module)
             spent += cost
     return selected, [module for module in modules if module not in selected]
 
 
+# --- which mutants ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """The mutants of one module a bounded run gates on, and how they were drawn."""
+
+    module: str
+    names: tuple[str, ...]
+    from_changes: int
+    of_total: int
+
+
+def mutant_names(module: str) -> list[str]:
+    """Every mutant mutmut makes of the module's critical part, by its full name.
+
+    mutmut's own generator makes them (in-process, without running anything), so the names
+    are exactly those `mutmut run` will know.
+    """
+    from mutmut.mutation.file_mutation import mutate_file_contents  # only a sampling run needs it
+
+    source = (ROOT / module).read_text(encoding="utf-8")
+    made = mutate_file_contents(module, source).mutant_names
+    patterns = mutant_patterns(module)
+    names = (f"{_dotted(module)}.{name}" for name in made)
+    return [name for name in names if any(fnmatch.fnmatchcase(name, p) for p in patterns)]
+
+
+def function_of(mutant: str) -> str:
+    """The mutmut function name a mutant belongs to (`x_name` or `xǁClassǁmethod`)."""
+    return mutant.rsplit(".", 1)[-1].rsplit("__mutmut_", 1)[0]
+
+
+def function_spans(source: str) -> dict[str, range]:
+    """The lines of each function and method, decorators included, by mutmut function name."""
+    spans: dict[str, range] = {}
+    for node in ast.parse(source).body:
+        members = node.body if isinstance(node, ast.ClassDef) else [node]
+        for member in members:
+            if isinstance(member, ast.FunctionDef | ast.AsyncFunctionDef):
+                prefix = f"xǁ{node.name}ǁ" if isinstance(node, ast.ClassDef) else "x_"
+                first = min([member.lineno, *(d.lineno for d in member.decorator_list)])
+                spans[prefix + member.name] = range(first, (member.end_lineno or first) + 1)
+    return spans
+
+
+_HUNK = re.compile(r"^@@ -\S+ \+(\d+)(?:,(\d+))? @@", re.MULTILINE)
+
+
+def changed_lines(diff: str) -> set[int]:
+    """The new-side line numbers a `git diff -U0` touches (a deletion marks the line before)."""
+    lines: set[int] = set()
+    for match in _HUNK.finditer(diff):
+        start, count = int(match[1]), int(match[2] if match[2] is not None else "1")
+        lines.update(range(start, start + max(count, 1)))
+    return lines
+
+
+def changed_functions(module: str, base: str | None, changed: set[str]) -> set[str]:
+    """The functions of `module` whose lines changed since `base` (all, for a new file)."""
+    if module not in changed:
+        return set()
+    spans = function_spans((ROOT / module).read_text(encoding="utf-8"))
+    tracked = base is not None and _git("cat-file", "-e", f"{base}:{module}") is not None
+    if not tracked:
+        return set(spans)
+    lines = changed_lines(_git("diff", "-U0", str(base), "--", module) or "")
+    return {name for name, span in spans.items() if lines.intersection(span)}
+
+
+def draw_sample(
+    names: Sequence[str], changed: set[str], size: int, seed: str
+) -> tuple[tuple[str, ...], int]:
+    """(the sample, how many of it come from changed functions), at most `size` mutants.
+
+    Mutants of changed functions come first; the rest of the sample is drawn at random from
+    the other mutants, with `seed`.
+    """
+    rng = random.Random(seed)  # noqa: S311 - sampling, not cryptography
+    touched = [name for name in names if function_of(name) in changed]
+    if len(touched) >= size:
+        return tuple(sorted(rng.sample(touched, size))), size
+    others = [name for name in names if function_of(name) not in changed]
+    drawn = rng.sample(others, min(size - len(touched), len(others)))
+    return tuple(sorted([*touched, *drawn])), len(touched)
+
+
+def sample_size(budget: float, modules: int) -> int:
+    """Mutants per module that fit `budget` seconds of mutmut (at least MIN_SAMPLE)."""
+    affordable = (budget - MUTMUT_START_SECONDS) / SECONDS_PER_MUTANT
+    return max(MIN_SAMPLE, int(affordable / max(modules, 1)))
+
+
 # --- running ----------------------------------------------------------------------------------
 
 
-def run_mutmut(modules: list[str], jobs: int, timeout: float | None) -> None:
-    """Re-run every mutant of these modules with mutmut (its output goes to mutants/)."""
+def run_mutmut(
+    modules: list[str],
+    jobs: int,
+    timeout: float | None,
+    samples: dict[str, Sample] | None = None,
+) -> None:
+    """Re-run the mutants of these modules with mutmut: all, or a module's sample when given
+    (its output goes to mutants/)."""
     if not modules:
         return
+    samples = samples or {}
     MUTANTS.mkdir(exist_ok=True)
     stale_tests = MUTANTS / "tests"
     if stale_tests.exists():  # mutmut re-copies tests/, but never deletes removed files
@@ -187,7 +304,11 @@ def run_mutmut(modules: list[str], jobs: int, timeout: float | None) -> None:
         if not (MUTANTS / (module + ".meta")).exists():
             (MUTANTS / module).unlink(missing_ok=True)
             (MUTANTS / "mutmut-stats.json").unlink(missing_ok=True)
-    patterns = [pattern for module in modules for pattern in mutant_patterns(module)]
+    patterns = [
+        pattern
+        for module in modules
+        for pattern in (samples[module].names if module in samples else mutant_patterns(module))
+    ]
     log = MUTANTS / "mutmut-run.log"
     command = ["mutmut", "run", "--max-children", str(jobs), *patterns]
     print(f"mutmut: {len(modules)} module(s); log in {log.relative_to(ROOT)}", flush=True)
@@ -256,8 +377,9 @@ def _merge_wiring(fresh: Path, modules: list[str]) -> None:
 # --- reporting --------------------------------------------------------------------------------
 
 
-def mutmut_result(module: str) -> ModuleResult | None:
-    """A module's outcome from mutmut's data in mutants/, or None before any run."""
+def mutmut_result(module: str, only: Iterable[str] | None = None) -> ModuleResult | None:
+    """A module's outcome from mutmut's data in mutants/ (of the mutants `only` names, when
+    given), or None before any run."""
     meta = MUTANTS / (module + ".meta")
     if not meta.exists():
         return None
@@ -268,6 +390,9 @@ def mutmut_result(module: str) -> ModuleResult | None:
         for name, code in codes.items()
         if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
     }
+    if only is not None:
+        wanted = set(only)
+        codes = {name: code for name, code in codes.items() if name in wanted}
     killed = sum(code in KILLED_CODES for code in codes.values())
     survivors = tuple(sorted(name for name, code in codes.items() if code not in KILLED_CODES))
     return ModuleResult(module, len(codes), killed, survivors)
@@ -292,39 +417,88 @@ def wiring_results() -> dict[str, ModuleResult]:
     return results
 
 
-def report(modules: Iterable[str], minimum: float) -> bool:
-    """Print each module's kill rate and survivors; True when every module is at the minimum."""
+def report(
+    modules: Iterable[str], minimum: float, samples: dict[str, Sample] | None = None
+) -> bool:
+    """Print each module's kill rate and survivors; True when every module is at the minimum.
+
+    A sampled module is judged on its sample.
+    """
     wiring = wiring_results()
+    samples = samples or {}
     passed = True
     for module in modules:
-        result = wiring.get(module) if module in CONTAINERS else mutmut_result(module)
+        sample = samples.get(module)
+        if module in CONTAINERS:
+            result = wiring.get(module)
+        else:
+            result = mutmut_result(module, sample.names if sample else None)
         if result is None:
             print(f"  {module}: no results (not run yet)")
             passed = False
             continue
         verdict = "ok" if result.rate >= minimum else f"BELOW {minimum:.0%}"
-        print(f"  {module}: {result.killed}/{result.total} killed = {result.rate:.1%} {verdict}")
+        drawn = (
+            f" (a sample of {len(sample.names)} of {sample.of_total} mutants,"
+            f" {sample.from_changes} of them in changed functions)"
+            if sample
+            else ""
+        )
+        print(
+            f"  {module}: {result.killed}/{result.total} killed = {result.rate:.1%}"
+            f" {verdict}{drawn}"
+        )
         for survivor in result.survivors:
             print(f"      survived: {survivor}")
         passed = passed and result.rate >= minimum
     return passed
 
 
-def choose_modules(args: argparse.Namespace) -> tuple[list[str], list[str]]:
-    """(modules to run, deferred modules) for the command line given."""
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What one invocation runs: whole modules, sampled modules, and the deferred rest."""
+
+    selected: list[str]
+    deferred: list[str]
+    samples: dict[str, Sample]
+
+
+def choose_modules(args: argparse.Namespace) -> Plan:
+    """What to run for the command line given."""
     every = list(critical_modules())
     if args.module:
-        return [module for module in every if module in args.module], []
+        return Plan([module for module in every if module in args.module], [], {})
     if args.changed_since is None:
-        return every, []
+        return Plan(every, [], {})
     base = resolve_base(args.changed_since)
-    touched = every if base is None else touched_modules(changed_files(base), every)
+    changed = changed_files(base) if base is not None else set(every)
+    touched = touched_modules(changed, every)
     print(f"changed since {base or '(no base: everything)'}: {touched or 'no critical module'}")
     if not touched:
         canary = min(every, key=lambda path: COSTS.get(path, DEFAULT_COST))
         print(f"running the cheapest module as a canary: {canary}")
-        return [canary], []
-    return fit_budget(touched, args.budget)
+        return Plan([canary], [], {})
+    return bounded_plan(touched, base, changed, args.budget)
+
+
+def bounded_plan(touched: list[str], base: str | None, changed: set[str], budget: float) -> Plan:
+    """Every touched mutmut module sampled, and the touched containers that fit the rest."""
+    sampled = [module for module in touched if module not in CONTAINERS]
+    containers = [module for module in touched if module in CONTAINERS]
+    reserved = MUTMUT_START_SECONDS + MIN_SAMPLE * SECONDS_PER_MUTANT * len(sampled)
+    whole, deferred = fit_budget(
+        containers, budget - reserved if sampled else budget, at_least_one=not sampled
+    )
+    left = budget - sum(COSTS.get(module, DEFAULT_COST) for module in whole)
+    size = sample_size(left, len(sampled))
+    seed = _git("rev-parse", "HEAD") or "no-commit"
+    samples = {}
+    for module in sampled:
+        names = mutant_names(module)
+        functions = changed_functions(module, base, changed)
+        picked, from_changes = draw_sample(names, functions, size, seed=f"{module}@{seed}")
+        samples[module] = Sample(module, picked, from_changes, len(names))
+    return Plan([*sampled, *whole], deferred, samples)
 
 
 def main() -> int:
@@ -337,12 +511,14 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--report", action="store_true", help="only report the last results")
     args = parser.parse_args()
-    selected, deferred = choose_modules(args)
+    plan = choose_modules(args)
+    selected = plan.selected
     started = time.monotonic()
     if not args.report:
         hard_limit = 3 * args.budget if args.changed_since is not None else None
         try:
-            run_mutmut([m for m in selected if m not in CONTAINERS], args.jobs, hard_limit)
+            mutmut_modules_run = [m for m in selected if m not in CONTAINERS]
+            run_mutmut(mutmut_modules_run, args.jobs, hard_limit, plan.samples)
             run_wiring([m for m in selected if m in CONTAINERS], args.jobs, hard_limit)
         except TimeLimitError as reached:
             # A bounded run gates only what it finished; an unfinished module has no figure.
@@ -350,8 +526,8 @@ def main() -> int:
             print("run `make mutation` for the figures")
             return 0
     print(f"mutation kill rates (minimum {args.minimum:.0%}):")
-    passed = report(selected, args.minimum)
-    for module in deferred:
+    passed = report(selected, args.minimum, plan.samples)
+    for module in plan.deferred:
         print(f"  {module}: deferred (over the --budget); run `make mutation`")
     print(f"mutation testing took {time.monotonic() - started:.0f} s")
     return 0 if passed else 1
