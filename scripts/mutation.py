@@ -19,8 +19,9 @@ gated on a sample of its mutants sized to fit `--budget` seconds (at least MIN_S
 first the mutants of the functions the change touched, then a random draw of the others,
 seeded by the module and the commit so that a run can be repeated. Container modules run
 whole, cheapest first, while their estimated cost fits what is left; the rest are listed as
-deferred. When nothing critical changed, the cheapest module runs as a canary, so the tooling
-itself is exercised on every CI run. Working files live in `mutants/` (ignored by git).
+deferred. When nothing critical changed, a canary sample of MIN_SAMPLE mutants of one mutmut
+module, chosen by the commit, is gated instead, so the tooling runs on every CI run and the
+modules take turns. Working files live in `mutants/` (ignored by git).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import ast
 import fnmatch
+import hashlib
 import json
 import os
 import random
@@ -476,10 +478,24 @@ def choose_modules(args: argparse.Namespace) -> Plan:
     touched = touched_modules(changed, every)
     print(f"changed since {base or '(no base: everything)'}: {touched or 'no critical module'}")
     if not touched:
-        canary = min(every, key=lambda path: COSTS.get(path, DEFAULT_COST))
-        print(f"running the cheapest module as a canary: {canary}")
-        return Plan([canary], [], {})
+        return canary_plan(_git("rev-parse", "HEAD") or "no-commit")
     return bounded_plan(touched, base, changed, args.budget)
+
+
+def canary_module(head: str, modules: Sequence[str]) -> str:
+    """The module commit `head` checks when it changed none: a hash of the commit picks it."""
+    ordered = sorted(modules)
+    return ordered[int(hashlib.sha256(head.encode()).hexdigest(), 16) % len(ordered)]
+
+
+def canary_plan(head: str) -> Plan:
+    """Nothing critical changed: a sample of MIN_SAMPLE mutants of one mutmut module, chosen by
+    the commit, so that successive runs check every module in turn and the sampling runs too."""
+    canary = canary_module(head, mutmut_modules())
+    names = mutant_names(canary)
+    picked, _ = draw_sample(names, set(), MIN_SAMPLE, seed=f"{canary}@{head}")
+    print(f"no critical module changed; canary: {MIN_SAMPLE} mutants of {canary}")
+    return Plan([canary], [], {canary: Sample(canary, picked, 0, len(names))})
 
 
 def bounded_plan(touched: list[str], base: str | None, changed: set[str], budget: float) -> Plan:

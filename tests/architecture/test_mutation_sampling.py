@@ -152,3 +152,31 @@ def test_a_sample_never_shrinks_below_the_minimum_and_grows_with_the_budget(
     size = mutation.sample_size(budget, modules)
     assert size >= mutation.MIN_SAMPLE
     assert mutation.sample_size(budget + 100, modules) >= size
+
+
+@given(head=st.text(min_size=1, max_size=40))
+def test_the_canary_is_one_of_the_modules_and_the_same_for_the_same_commit(head: str) -> None:
+    """A commit that changes no critical module always checks the same one of them."""
+    modules = mutation.mutmut_modules()
+    canary = mutation.canary_module(head, modules)
+    assert canary in modules
+    assert mutation.canary_module(head, tuple(reversed(modules))) == canary
+
+
+def test_successive_commits_take_turns_over_every_module() -> None:
+    """Over a few hundred commits every critical module is the canary at some point."""
+    modules = mutation.mutmut_modules()
+    chosen = {mutation.canary_module(f"{number:040x}", modules) for number in range(300)}
+    assert chosen == set(modules)
+
+
+def test_the_canary_plan_gates_a_sample_of_its_module() -> None:
+    """The canary runs MIN_SAMPLE of its module's mutants, none counted as changed."""
+    head = "0" * 40
+    plan = mutation.canary_plan(head)
+    [module] = plan.selected
+    sample = plan.samples[module]
+    assert module == mutation.canary_module(head, mutation.mutmut_modules())
+    assert len(sample.names) == mutation.MIN_SAMPLE
+    assert sample.from_changes == 0
+    assert set(sample.names) <= set(mutation.mutant_names(module))
