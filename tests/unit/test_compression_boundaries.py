@@ -15,6 +15,7 @@ from chatscope.config.settings import CompressionSettings
 from chatscope.services.compression import (
     SUMMARY_ACKNOWLEDGEMENT,
     SUMMARY_INTRO,
+    CompressionOutcome,
     CompressionStatus,
     HistoryCompressor,
     compressed_history,
@@ -57,30 +58,30 @@ def _summary_length_for(after_tokens: int, head: int, tail: int) -> int:
     return 4 * after_tokens - (head + BRIDGE_CHARS + tail)
 
 
-async def test_a_middle_of_exactly_min_savings_is_not_summarised() -> None:
-    """Middle = 100 of 400 tokens with min_savings 0.25: not worth a model call."""
-    history = _history(head=200, middle=400, tail=1000)
+async def _compress_with_quarter_savings(
+    head: int, middle: int
+) -> tuple[CompressionOutcome, Summaries]:
+    """A 400-token history (`tail` filling it up) checked once with min_savings 0.25."""
+    history = _history(head=head, middle=middle, tail=1600 - head - middle)
     assert estimate_tokens(history) == 400
     summaries = Summaries(10)
     compressor = HistoryCompressor(summaries, settings=CompressionSettings(min_savings=0.25))
     context = compression_context(
         history, context_limit=800, compression_threshold=0.5, knobs=LAST_TURN_ONLY
     )
-    outcome = await compressor.maybe_compress(context)
+    return await compressor.maybe_compress(context), summaries
+
+
+async def test_a_middle_of_exactly_min_savings_is_not_summarised() -> None:
+    """Middle = 100 of 400 tokens with min_savings 0.25: not worth a model call."""
+    outcome, summaries = await _compress_with_quarter_savings(head=200, middle=400)
     assert outcome.status is CompressionStatus.TOO_LITTLE
     assert summaries.calls == 0
 
 
 async def test_a_middle_one_token_over_min_savings_is_summarised() -> None:
     """Middle = 101 of 400 tokens with min_savings 0.25: the model is asked for a summary."""
-    history = _history(head=196, middle=404, tail=1000)
-    assert estimate_tokens(history) == 400
-    summaries = Summaries(10)
-    compressor = HistoryCompressor(summaries, settings=CompressionSettings(min_savings=0.25))
-    context = compression_context(
-        history, context_limit=800, compression_threshold=0.5, knobs=LAST_TURN_ONLY
-    )
-    outcome = await compressor.maybe_compress(context)
+    outcome, summaries = await _compress_with_quarter_savings(head=196, middle=404)
     assert summaries.calls == 1
     # Summarised, then judged: 196 + 129 + 10 + 1000 characters save too little to commit.
     assert (outcome.status, outcome.tokens_after) == (CompressionStatus.TOO_LITTLE, 333)
