@@ -53,15 +53,10 @@ CONTAINERS = (
     "src/chatscope/containers/runtime.py",
 )
 WIRING_TEST_MARKERS = ("chatscope.containers", "chatscope.testing", "build_test_app")
-# Rough wall-clock seconds of a full run of each module on a 2-core machine, used to fit CI's
-# budget; a module not listed costs DEFAULT_COST.
+# Rough wall-clock seconds of a wiring run of each container module on a 2-core machine, used
+# to fit what CI's budget leaves after the mutmut samples; a module not listed costs
+# DEFAULT_COST.
 COSTS = {
-    "src/chatscope/services/auth.py": 60,
-    "src/chatscope/services/scopes.py": 90,
-    "src/chatscope/services/runtime.py": 120,
-    "src/chatscope/services/retry.py": 200,
-    "src/chatscope/services/compression.py": 200,
-    "src/chatscope/adapters/sql_history.py": 250,
     "src/chatscope/containers/adapters.py": 200,
     "src/chatscope/containers/application.py": 150,
     "src/chatscope/containers/runtime.py": 200,
@@ -474,12 +469,13 @@ def choose_modules(args: argparse.Namespace) -> Plan:
     if args.changed_since is None:
         return Plan(every, [], {})
     base = resolve_base(args.changed_since)
+    head = _git("rev-parse", "HEAD") or "no-commit"  # seeds the samples
     changed = changed_files(base) if base is not None else set(every)
     touched = touched_modules(changed, every)
     print(f"changed since {base or '(no base: everything)'}: {touched or 'no critical module'}")
     if not touched:
-        return canary_plan(_git("rev-parse", "HEAD") or "no-commit")
-    return bounded_plan(touched, base, changed, args.budget)
+        return canary_plan(head)
+    return bounded_plan(touched, base, changed, args.budget, head)
 
 
 def canary_module(head: str, modules: Sequence[str]) -> str:
@@ -492,13 +488,20 @@ def canary_plan(head: str) -> Plan:
     """Nothing critical changed: a sample of MIN_SAMPLE mutants of one mutmut module, chosen by
     the commit, so that successive runs check every module in turn and the sampling runs too."""
     canary = canary_module(head, mutmut_modules())
-    names = mutant_names(canary)
-    picked, _ = draw_sample(names, set(), MIN_SAMPLE, seed=f"{canary}@{head}")
     print(f"no critical module changed; canary: {MIN_SAMPLE} mutants of {canary}")
-    return Plan([canary], [], {canary: Sample(canary, picked, 0, len(names))})
+    return Plan([canary], [], {canary: sample_of(canary, set(), MIN_SAMPLE, head)})
 
 
-def bounded_plan(touched: list[str], base: str | None, changed: set[str], budget: float) -> Plan:
+def sample_of(module: str, changed: set[str], size: int, head: str) -> Sample:
+    """`size` mutants of `module`, those of the `changed` functions first, seeded by `head`."""
+    names = mutant_names(module)
+    picked, from_changes = draw_sample(names, changed, size, seed=f"{module}@{head}")
+    return Sample(module, picked, from_changes, len(names))
+
+
+def bounded_plan(
+    touched: list[str], base: str | None, changed: set[str], budget: float, head: str
+) -> Plan:
     """Every touched mutmut module sampled, and the touched containers that fit the rest."""
     sampled = [module for module in touched if module not in CONTAINERS]
     containers = [module for module in touched if module in CONTAINERS]
@@ -508,13 +511,10 @@ def bounded_plan(touched: list[str], base: str | None, changed: set[str], budget
     )
     left = budget - sum(COSTS.get(module, DEFAULT_COST) for module in whole)
     size = sample_size(left, len(sampled))
-    seed = _git("rev-parse", "HEAD") or "no-commit"
-    samples = {}
-    for module in sampled:
-        names = mutant_names(module)
-        functions = changed_functions(module, base, changed)
-        picked, from_changes = draw_sample(names, functions, size, seed=f"{module}@{seed}")
-        samples[module] = Sample(module, picked, from_changes, len(names))
+    samples = {
+        module: sample_of(module, changed_functions(module, base, changed), size, head)
+        for module in sampled
+    }
     return Plan([*sampled, *whole], deferred, samples)
 
 
@@ -534,8 +534,9 @@ def main() -> int:
     if not args.report:
         hard_limit = 3 * args.budget if args.changed_since is not None else None
         try:
-            mutmut_modules_run = [m for m in selected if m not in CONTAINERS]
-            run_mutmut(mutmut_modules_run, args.jobs, hard_limit, plan.samples)
+            run_mutmut(
+                [m for m in selected if m not in CONTAINERS], args.jobs, hard_limit, plan.samples
+            )
             run_wiring([m for m in selected if m in CONTAINERS], args.jobs, hard_limit)
         except TimeLimitError as reached:
             # A bounded run gates only what it finished; an unfinished module has no figure.
