@@ -74,6 +74,34 @@ def conversation(turns: int, size: int = 80) -> tuple[Message, ...]:
     return tuple(messages)
 
 
+# --- fakes ---------------------------------------------------------------------------------
+
+
+class Summaries:
+    """A fake summariser: answers with `text`, or raises `error`; records what it was given."""
+
+    def __init__(self, text: str = "the gist", error: Exception | None = None) -> None:
+        self.text = text
+        self.error = error
+        self.calls: list[tuple[Message, ...]] = []
+
+    async def __call__(self, messages: tuple[Message, ...], context: AgentRuntimeContext) -> str:
+        self.calls.append(messages)
+        if self.error is not None:
+            raise self.error
+        return self.text
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 # --- scopes --------------------------------------------------------------------------------
 
 

@@ -39,6 +39,8 @@ from chatscope.services.telemetry import RecordingSink
 from chatscope.services.tool_pairs import INTERRUPTED_CALL_ERROR
 from chatscope.testing import FunctionProvider, ScriptedProvider, ScriptedReply
 from tests.support.histories import (
+    FakeClock,
+    Summaries,
     answered,
     calling,
     compression_context,
@@ -52,31 +54,6 @@ from tests.support.scopes import FAST_RETRY, make_chat
 # 12 exchanges of 2 x 83 characters: 499 estimated tokens.
 TWELVE = conversation(12)
 LOW_LIMIT = {"context_limit": 800, "compression_threshold": 0.5}
-
-
-class Summaries:
-    """A fake summariser: answers with `text`, or raises `error`; records what it was given."""
-
-    def __init__(self, text: str = "the gist", error: Exception | None = None) -> None:
-        self.text = text
-        self.error = error
-        self.calls: list[tuple[Message, ...]] = []
-
-    async def __call__(self, messages: tuple[Message, ...], context: AgentRuntimeContext) -> str:
-        self.calls.append(messages)
-        if self.error is not None:
-            raise self.error
-        return self.text
-
-
-class FakeClock:
-    """A monotonic clock that moves only when told."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _texts(messages: tuple[Message, ...]) -> list[str]:

@@ -22,8 +22,7 @@ from chatscope.services.compression import (
     plan_compression,
 )
 from chatscope.services.messages import Message, estimate_tokens
-from chatscope.services.runtime import AgentRuntimeContext
-from tests.support.histories import compression_context, conversation, reply, user
+from tests.support.histories import Summaries, compression_context, conversation, reply, user
 
 # Summarise everything between the first exchange and the last one.
 LAST_TURN_ONLY = {"compression_preserve_threshold": 0.0, "compression_min_age": 1}
@@ -41,18 +40,6 @@ def _history(head: int, middle: int, tail: int) -> tuple[Message, ...]:
     )
 
 
-class Summaries:
-    """Answers with a summary of a chosen length; counts its calls."""
-
-    def __init__(self, length: int) -> None:
-        self.text = "s" * length
-        self.calls = 0
-
-    async def __call__(self, messages: tuple[Message, ...], context: AgentRuntimeContext) -> str:
-        self.calls += 1
-        return self.text
-
-
 def _summary_length_for(after_tokens: int, head: int, tail: int) -> int:
     """The summary length that makes the compressed history exactly `after_tokens` long."""
     return 4 * after_tokens - (head + BRIDGE_CHARS + tail)
@@ -64,7 +51,7 @@ async def _compress_with_quarter_savings(
     """A 400-token history (`tail` filling it up) checked once with min_savings 0.25."""
     history = _history(head=head, middle=middle, tail=1600 - head - middle)
     assert estimate_tokens(history) == 400
-    summaries = Summaries(10)
+    summaries = Summaries("s" * 10)
     compressor = HistoryCompressor(summaries, settings=CompressionSettings(min_savings=0.25))
     context = compression_context(
         history, context_limit=800, compression_threshold=0.5, knobs=LAST_TURN_ONLY
@@ -76,13 +63,13 @@ async def test_a_middle_of_exactly_min_savings_is_not_summarised() -> None:
     """Middle = 100 of 400 tokens with min_savings 0.25: not worth a model call."""
     outcome, summaries = await _compress_with_quarter_savings(head=200, middle=400)
     assert outcome.status is CompressionStatus.TOO_LITTLE
-    assert summaries.calls == 0
+    assert summaries.calls == []
 
 
 async def test_a_middle_one_token_over_min_savings_is_summarised() -> None:
     """Middle = 101 of 400 tokens with min_savings 0.25: the model is asked for a summary."""
     outcome, summaries = await _compress_with_quarter_savings(head=196, middle=404)
-    assert summaries.calls == 1
+    assert len(summaries.calls) == 1
     # Summarised, then judged: 196 + 129 + 10 + 1000 characters save too little to commit.
     assert (outcome.status, outcome.tokens_after) == (CompressionStatus.TOO_LITTLE, 333)
 
@@ -103,7 +90,7 @@ async def test_a_result_is_committed_exactly_when_it_saves_enough_and_ends_under
     head, tail = 200, 600
     history = _history(head=head, middle=800, tail=tail)
     before = estimate_tokens(history)
-    summaries = Summaries(_summary_length_for(after, head, tail))
+    summaries = Summaries("s" * _summary_length_for(after, head, tail))
     compressor = HistoryCompressor(summaries, settings=CompressionSettings(min_savings=min_savings))
     context = compression_context(
         history, context_limit=context_limit, compression_threshold=0.5, knobs=LAST_TURN_ONLY

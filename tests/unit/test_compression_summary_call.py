@@ -31,7 +31,14 @@ from chatscope.services.retry import RetryPolicy
 from chatscope.services.runtime import AgentRuntimeContext, ProviderCatalog
 from chatscope.services.telemetry import RecordingSink
 from chatscope.testing import FunctionProvider, ScriptedProvider, ScriptedReply
-from tests.support.histories import calling, compression_context, conversation, reply, user
+from tests.support.histories import (
+    FakeClock,
+    calling,
+    compression_context,
+    conversation,
+    reply,
+    user,
+)
 
 TWELVE = conversation(12)  # 499 estimated tokens
 LOW_LIMIT = {"context_limit": 800, "compression_threshold": 0.5}  # threshold: 400 tokens
@@ -216,22 +223,13 @@ async def test_a_provider_failure_is_reported_with_its_own_message() -> None:
     assert "summary service down" in event["error"]
 
 
-class SteppedClock:
-    """A monotonic clock that a summariser moves forward."""
-
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @given(seconds=st.floats(min_value=0.01, max_value=120.0), fails=st.booleans())
 async def test_the_reported_duration_is_the_summarys_time_in_milliseconds(
     seconds: float, fails: bool
 ) -> None:
     """`duration_ms` of both outcomes is the compressor's clock time across the attempt."""
-    clock, sink = SteppedClock(), RecordingSink()
+    clock, sink = FakeClock(), RecordingSink()
+    start = clock.now
 
     async def timed(messages: tuple[Message, ...], context: AgentRuntimeContext) -> str:
         clock.now += seconds
@@ -242,7 +240,7 @@ async def test_the_reported_duration_is_the_summarys_time_in_milliseconds(
     compressor = HistoryCompressor(timed, clock=clock)
     await compressor.maybe_compress(compression_context(TWELVE, sink=sink, knobs=LOW_LIMIT))
     [event] = sink.named("compression_failed" if fails else "history_compressed")
-    expected = ((500.0 + seconds) - 500.0) * 1000
+    expected = ((start + seconds) - start) * 1000
     assert event["duration_ms"] == pytest.approx(round(expected, 3), abs=1e-3)
 
 
