@@ -24,10 +24,10 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from chatscope.adapters.database import create_database_engine
-from chatscope.adapters.sql_history import SessionCatalog, SqlHistoryStore
-from chatscope.adapters.sql_schema import prepare_database
-from chatscope.services.history import InMemoryHistory
+from chatscope.adapters.storage.engine import create_database_engine
+from chatscope.adapters.storage.schema import prepare_database
+from chatscope.adapters.storage.sql_history import SessionCatalog, SqlHistoryStore
+from chatscope.services.history.memory import InMemoryHistory
 from chatscope.services.messages import (
     Message,
     Role,
@@ -36,7 +36,7 @@ from chatscope.services.messages import (
     ToolResultBlock,
     Usage,
 )
-from chatscope.services.ports import HistoryStore
+from chatscope.services.runtime.ports import HistoryStore
 
 
 def turn(number: int) -> list[Message]:

@@ -13,23 +13,19 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from chatscope.adapters.demo import DemoProvider
-from chatscope.adapters.workspace_tools import build_workspace_tools
+from chatscope.adapters.providers.demo import DemoProvider
+from chatscope.adapters.tools.workspace import build_workspace_tools
 from chatscope.config.settings import ExplicitSettings, Settings
 from chatscope.containers import ApplicationContainer, RuntimeScopeContainer
-from chatscope.services.auth import AuthResolver, AuthSpec
-from chatscope.services.chat import ChatSession
-from chatscope.services.compression import HistoryCompressor, ModelSummariser
-from chatscope.services.history import InMemoryHistory
-from chatscope.services.retry import RetryPolicy
-from chatscope.services.runtime import (
-    AgentRuntimeState,
-    ProviderCatalog,
-    create_agent_runtime_context,
-    new_id,
-)
-from chatscope.services.telemetry import RecordingSink
-from chatscope.services.tools import ToolRegistry
+from chatscope.services.chat.retry import RetryPolicy
+from chatscope.services.chat.session import ChatSession
+from chatscope.services.history.compression import HistoryCompressor, ModelSummariser
+from chatscope.services.history.memory import InMemoryHistory
+from chatscope.services.runtime.auth import AuthResolver, AuthSpec
+from chatscope.services.runtime.context import ProviderCatalog, create_agent_runtime_context
+from chatscope.services.runtime.state import AgentRuntimeState, new_id
+from chatscope.services.runtime.telemetry import RecordingSink
+from chatscope.services.tools.registry import ToolRegistry
 
 
 def container_scope(app: ApplicationContainer) -> Callable[[], ChatSession]:
@@ -93,9 +89,9 @@ def container_instance_per_chat(app: ApplicationContainer) -> Callable[[], objec
             settings=app.settings,
             history_backend=app.runtime.history_backend,
             max_turns=app.runtime.max_turns,
-            provider_catalog=app.adapters.provider_catalog,
-            telemetry_sink=app.adapters.telemetry_sink,
-            workspace_tools=app.adapters.workspace_tools,
+            provider_catalog=app.model_providers.catalog,
+            telemetry_sink=app.telemetry_sink,
+            workspace_tools=app.tools.workspace_tools,
             auth_resolver=app.auth_resolver,
             retry_policy=app.retry_policy,
             summariser=app.summariser,

@@ -31,9 +31,9 @@ from pathlib import Path
 
 from chatscope.config.settings import ExplicitSettings
 from chatscope.containers import ApplicationContainer
-from chatscope.services.scopes import ScopeFactory, ScopeRequest
-from chatscope.services.subagent import SubAgentScope
-from chatscope.services.task_tools import TaskTool
+from chatscope.services.runtime.scopes import ScopeFactory, ScopeRequest
+from chatscope.services.subagents.profile import SubAgentScope
+from chatscope.services.subagents.task_tools import TaskTool
 
 PROFILE = """\
 name = "bench"

@@ -24,9 +24,9 @@ import httpx
 
 from chatscope.config.settings import ExplicitSettings
 from chatscope.containers import ApplicationContainer
-from chatscope.services.chat import ChatSession
+from chatscope.services.chat.session import ChatSession
 from chatscope.services.events import TextDelta
-from chatscope.services.scopes import ScopeRequest
+from chatscope.services.runtime.scopes import ScopeRequest
 
 PROMPT = "Say twenty tokens."
 

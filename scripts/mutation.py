@@ -9,7 +9,7 @@ current tests.
 
     uv run python scripts/mutation.py                      # every critical module (make mutation)
     uv run python scripts/mutation.py --changed-since auto --budget 240        # what CI runs
-    uv run python scripts/mutation.py --module src/chatscope/services/auth.py
+    uv run python scripts/mutation.py --module src/chatscope/services/runtime/auth.py
     uv run python scripts/mutation.py --report             # rates of the last run, no run
 
 With `--changed-since`, a module is selected when its file changed since that git revision
@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MUTANTS = ROOT / "mutants"
 WIRING_RESULTS = MUTANTS / "wiring.json"
 CONTAINERS = (
-    "src/chatscope/containers/adapters.py",
+    "src/chatscope/containers/providers.py",
     "src/chatscope/containers/application.py",
     "src/chatscope/containers/runtime.py",
 )
@@ -57,7 +57,7 @@ WIRING_TEST_MARKERS = ("chatscope.containers", "chatscope.testing", "build_test_
 # to fit what CI's budget leaves after the mutmut samples; a module not listed costs
 # DEFAULT_COST.
 COSTS = {
-    "src/chatscope/containers/adapters.py": 200,
+    "src/chatscope/containers/providers.py": 200,
     "src/chatscope/containers/application.py": 150,
     "src/chatscope/containers/runtime.py": 200,
 }
@@ -74,7 +74,7 @@ MIN_SAMPLE = 40
 # name) that make up that part. The SQL store's commit path is `SqlHistoryStore` and what it
 # writes and reads back with; `SessionCatalog` (listing sessions for the CLI) is left out.
 SCOPES = {
-    "src/chatscope/adapters/sql_history.py": (
+    "src/chatscope/adapters/storage/sql_history.py": (
         "xǁSqlHistoryStoreǁ*",
         "xǁ_Viewǁ*",
         "x__retrying_creation__*",

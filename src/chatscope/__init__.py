@@ -20,8 +20,7 @@ from chatscope.errors import (
     ToolError,
     UnknownSessionError,
 )
-from chatscope.services.chat import ChatSession
-from chatscope.services.compression import HistoryCompressor
+from chatscope.services.chat.session import ChatSession
 from chatscope.services.events import (
     ChatEvent,
     CompletedTurn,
@@ -33,22 +32,20 @@ from chatscope.services.events import (
     TurnDone,
     UsageEvent,
 )
-from chatscope.services.history import InMemoryHistory
+from chatscope.services.history.compression import HistoryCompressor
+from chatscope.services.history.memory import InMemoryHistory
 from chatscope.services.messages import Message, Role, Usage
-from chatscope.services.ports import (
+from chatscope.services.runtime.context import AgentRuntimeContext, create_agent_runtime_context
+from chatscope.services.runtime.ports import (
     HistoryOpener,
     HistoryStore,
     ModelProvider,
     TelemetrySink,
-    Tool,
 )
-from chatscope.services.runtime import (
-    AgentRuntimeContext,
-    AgentRuntimeState,
-    create_agent_runtime_context,
-)
-from chatscope.services.scopes import ScopeRequest
-from chatscope.services.subagent import SubagentProfile, SubAgentScope
+from chatscope.services.runtime.scopes import ScopeRequest
+from chatscope.services.runtime.state import AgentRuntimeState
+from chatscope.services.subagents.profile import SubagentProfile, SubAgentScope
+from chatscope.services.tools.ports import Tool
 
 __all__ = [
     "AgentRuntimeContext",

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from chatscope.adapters.anthropic import AnthropicProvider
+from chatscope.adapters.providers.anthropic import AnthropicProvider
 from chatscope.errors import (
     AuthenticationFailedError,
     ErrorCategory,
@@ -38,7 +38,6 @@ from chatscope.services.events import (
     UsageEvent,
 )
 from chatscope.services.frozen import deep_freeze, thaw
-from chatscope.services.invocation import ModelInvocation, ToolDeclaration
 from chatscope.services.messages import (
     Block,
     Message,
@@ -49,6 +48,8 @@ from chatscope.services.messages import (
     ToolResultBlock,
     Usage,
 )
+from chatscope.services.runtime.invocation import ModelInvocation
+from chatscope.services.tools.ports import ToolDeclaration
 from tests.support.adapter_helpers import (
     JSON_OBJECTS,
     JSON_VALUES,

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatscope.adapters.gemini import GeminiProvider
+from chatscope.adapters.providers.gemini import GeminiProvider
 from chatscope.errors import (
     ErrorCategory,
     InvalidRequestError,
@@ -35,7 +35,6 @@ from chatscope.services.events import (
     UsageEvent,
 )
 from chatscope.services.frozen import deep_freeze, thaw
-from chatscope.services.invocation import ModelInvocation, ToolDeclaration
 from chatscope.services.messages import (
     Block,
     Message,
@@ -46,6 +45,8 @@ from chatscope.services.messages import (
     ToolResultBlock,
     Usage,
 )
+from chatscope.services.runtime.invocation import ModelInvocation
+from chatscope.services.tools.ports import ToolDeclaration
 from tests.support.adapter_helpers import (
     JSON_OBJECTS,
     JSON_VALUES,

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatscope.adapters.openai_chat import OpenAIChatProvider
+from chatscope.adapters.providers.openai.chat import OpenAIChatProvider
 from chatscope.errors import (
     ErrorCategory,
     InvalidRequestError,
@@ -28,7 +28,6 @@ from chatscope.errors import (
 )
 from chatscope.services.events import FinishReason, TextDelta, ThinkingDelta
 from chatscope.services.frozen import thaw
-from chatscope.services.invocation import ModelInvocation
 from chatscope.services.messages import (
     Message,
     Role,
@@ -38,7 +37,8 @@ from chatscope.services.messages import (
     ToolResultBlock,
     Usage,
 )
-from chatscope.services.ports import ModelProvider
+from chatscope.services.runtime.invocation import ModelInvocation
+from chatscope.services.runtime.ports import ModelProvider
 from tests.support.adapter_helpers import (
     PROPERTY,
     SOCKET_PROPERTY,

@@ -72,12 +72,12 @@ def test_function_spans_name_functions_and_methods_as_mutmut_does() -> None:
 @pytest.mark.parametrize(
     ("mutant", "function"),
     [
-        ("chatscope.services.auth.x__usable__mutmut_4", "x__usable"),
+        ("chatscope.services.runtime.auth.x__usable__mutmut_4", "x__usable"),
         (
-            "chatscope.services.compression.xǁHistoryCompressorǁ__init____mutmut_10",
+            "chatscope.services.history.compression.xǁHistoryCompressorǁ__init____mutmut_10",
             "xǁHistoryCompressorǁ__init__",
         ),
-        ("chatscope.adapters.sql_history.xǁ_Viewǁof__mutmut_1", "xǁ_Viewǁof"),
+        ("chatscope.adapters.storage.sql_history.xǁ_Viewǁof__mutmut_1", "xǁ_Viewǁof"),
     ],
 )
 def test_a_mutant_belongs_to_the_function_its_name_starts_with(mutant: str, function: str) -> None:

@@ -13,12 +13,12 @@ from dependency_injector import providers
 from chatscope.config.settings import CompressionSettings
 from chatscope.containers import ApplicationContainer
 from chatscope.errors import InvalidRequestError
-from chatscope.services.chat import ChatSession
-from chatscope.services.compression import SUMMARY_SYSTEM_PROMPT, HistoryCompressor
-from chatscope.services.invocation import ModelInvocation
+from chatscope.services.chat.session import ChatSession
+from chatscope.services.history.compression import SUMMARY_SYSTEM_PROMPT, HistoryCompressor
 from chatscope.services.messages import Message, Usage, estimate_tokens
-from chatscope.services.runtime import AgentRuntimeContext
-from chatscope.services.telemetry import RecordingSink
+from chatscope.services.runtime.context import AgentRuntimeContext
+from chatscope.services.runtime.invocation import ModelInvocation
+from chatscope.services.runtime.telemetry import RecordingSink
 from chatscope.testing import FunctionProvider, ScriptedReply, build_test_app
 from chatscope.testing.fakes import ScriptedProvider
 from tests.support.adapter_helpers import recording_client
@@ -65,7 +65,7 @@ def _app(
     app = build_test_app(
         FunctionProvider(model), workspace=tmp_path, ephemeral=EPHEMERALS, compression=compression
     )
-    app.adapters.telemetry_sink.override(providers.Object(sink))
+    app.telemetry_sink.override(providers.Object(sink))
     return app, sink
 
 
@@ -206,7 +206,7 @@ async def test_an_orphaned_call_is_repaired_in_the_request_on_the_wire(
         provider=provider,
         providers={provider: {"base_url": "http://127.0.0.1:9"}},
     )
-    app.adapters.http_client.override(providers.Object(recording_client(answer, seen)))
+    app.model_providers.http_client.override(providers.Object(recording_client(answer, seen)))
     context = app.runtime.scopes().foreground()
     orphan = calling("a", "b", text="checking")
     await context.history.append_turn([user("q0"), orphan, user("q1"), reply("a1"), results("z")])

@@ -19,18 +19,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatscope.adapters.anthropic import AnthropicProvider
-from chatscope.adapters.demo import DemoProvider
-from chatscope.adapters.gemini import GeminiProvider
-from chatscope.adapters.openai_chat import OpenAIChatProvider
-from chatscope.adapters.openai_responses import OpenAIResponsesProvider
+from chatscope.adapters.providers.anthropic import AnthropicProvider
+from chatscope.adapters.providers.demo import DemoProvider
+from chatscope.adapters.providers.gemini import GeminiProvider
+from chatscope.adapters.providers.openai.chat import OpenAIChatProvider
+from chatscope.adapters.providers.openai.responses import OpenAIResponsesProvider
 from chatscope.config.settings import PROVIDER_NAMES, ExplicitSettings
 from chatscope.containers import ApplicationContainer
 from chatscope.errors import ServerError
+from chatscope.services.chat.retry import RetryPolicy
 from chatscope.services.events import ProviderEvent
-from chatscope.services.invocation import ModelInvocation
-from chatscope.services.retry import RetryPolicy
-from chatscope.services.scopes import ScopeRequest
+from chatscope.services.runtime.invocation import ModelInvocation
+from chatscope.services.runtime.scopes import ScopeRequest
 from chatscope.testing import FunctionProvider, ScriptedReply, build_test_app
 
 ADAPTER_CLASSES = {
@@ -59,7 +59,7 @@ async def _awaited(result: Awaitable[None] | None) -> None:
 
 def test_the_adapter_table_is_the_documented_one(tmp_path: Path) -> None:
     """Every provider name builds its own adapter class, reporting that very name."""
-    catalog = _app(tmp_path).adapters.provider_catalog()
+    catalog = _app(tmp_path).model_providers.catalog()
     assert set(catalog.names) == set(PROVIDER_NAMES) == set(ADAPTER_CLASSES)
     for name, adapter_class in ADAPTER_CLASSES.items():
         adapter = catalog.create(name)
@@ -80,7 +80,7 @@ def test_every_scope_gets_its_own_adapter_object(tmp_path: Path, name: str) -> N
 def test_http_adapters_share_the_one_connection_pool(tmp_path: Path) -> None:
     """All HTTP adapters of all scopes hold the application's single client, nothing else."""
     app = _app(tmp_path)
-    client = app.adapters.http_client()
+    client = app.model_providers.http_client()
     scopes = app.runtime.scopes()
     for name in ("openai", "openai-responses", "anthropic", "gemini"):
         for _ in range(2):
@@ -96,10 +96,10 @@ def test_application_wide_services_are_one_object_each(tmp_path: Path) -> None:
         app.retry_policy,
         app.profile_catalog,
         app.subagent_profiles,
-        app.adapters.telemetry_sink,
-        app.adapters.workspace_tools,
-        app.adapters.provider_catalog,
-        app.adapters.http_client,
+        app.telemetry_sink,
+        app.tools.workspace_tools,
+        app.model_providers.catalog,
+        app.model_providers.http_client,
     ):
         assert provider() is provider()
 
@@ -109,11 +109,11 @@ def test_scopes_share_the_sink_and_tool_objects_but_not_their_bindings(tmp_path:
     app = _app(tmp_path)
     scopes = app.runtime.scopes()
     first, second = scopes.foreground(), scopes.foreground()
-    sink = app.adapters.telemetry_sink()
+    sink = app.telemetry_sink()
     assert first.telemetry is not second.telemetry
     assert first.telemetry._sink is second.telemetry._sink is sink
     assert first.tools is not second.tools
-    tools = app.adapters.workspace_tools()
+    tools = app.tools.workspace_tools()
     assert tools
     for tool in tools:
         name = tool.declaration.name
@@ -177,7 +177,7 @@ def test_the_connection_pool_uses_the_http_settings(
 ) -> None:
     """The shared client's timeouts and pool size are the configured ones."""
     http = {"connect_timeout": connect, "idle_stream_timeout": idle, "max_connections": connections}
-    client = _app(tmp_path, http=http).adapters.http_client()
+    client = _app(tmp_path, http=http).model_providers.http_client()
     assert client.timeout == httpx.Timeout(connect=connect, read=idle, write=connect, pool=connect)
     pool = client._transport._pool
     assert pool._max_connections == connections

@@ -10,11 +10,11 @@ from dependency_injector import providers
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatscope.adapters.demo import DemoProvider
+from chatscope.adapters.providers.demo import DemoProvider
 from chatscope.config.settings import ExplicitSettings
 from chatscope.containers import ApplicationContainer
-from chatscope.services.invocation import ModelInvocation
-from chatscope.services.scopes import ScopeRequest
+from chatscope.services.runtime.invocation import ModelInvocation
+from chatscope.services.runtime.scopes import ScopeRequest
 from chatscope.testing import FunctionProvider, ScriptedProvider, ScriptedReply, build_test_app
 
 
@@ -95,8 +95,8 @@ async def test_resources_start_and_stop(tmp_path: Path) -> None:
     """The shared connection pool opens on init and is closed on shutdown."""
     app = ApplicationContainer(settings=ExplicitSettings(workspace=tmp_path), environ={})
     await _awaited(app.init_resources())
-    client = app.adapters.http_client()
-    assert client is app.adapters.http_client()
+    client = app.model_providers.http_client()
+    assert client is app.model_providers.http_client()
     assert not client.is_closed
     await _awaited(app.shutdown_resources())
     assert client.is_closed

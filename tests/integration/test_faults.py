@@ -19,7 +19,7 @@ from chatscope.errors import (
     ProviderNetworkError,
     StreamProtocolError,
 )
-from chatscope.services.chat import ChatSession
+from chatscope.services.chat.session import ChatSession
 from chatscope.services.events import TextDelta
 from chatscope.services.messages import Role
 from tests.support.replay_server import ReplayServer, ScriptedResponse, replay_server

@@ -18,16 +18,16 @@ from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chatscope.adapters import sql_history
-from chatscope.adapters.sql_history import (
+from chatscope.adapters.storage import sql_history
+from chatscope.adapters.storage.schema import messages_table
+from chatscope.adapters.storage.sql_history import (
     TITLE_LENGTH,
     SessionCatalog,
     SqlHistoryStore,
     session_title,
 )
-from chatscope.adapters.sql_schema import messages_table
 from chatscope.services.messages import Message, Role
-from chatscope.services.runtime import new_id
+from chatscope.services.runtime.state import new_id
 from tests.support.databases import migrated_engine
 from tests.support.histories import messy_histories, reply, user, well_paired_histories
 

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from chatscope.config.settings import ExplicitSettings
 from chatscope.containers import ApplicationContainer
-from chatscope.services.chat import ChatSession
-from chatscope.services.scopes import ScopeRequest
+from chatscope.services.chat.session import ChatSession
+from chatscope.services.runtime.scopes import ScopeRequest
 from tests.support.replay_server import (
     RecordedRequest,
     ReplayServer,

@@ -9,17 +9,17 @@ from contextlib import aclosing
 import httpx
 import pytest
 
-from chatscope.adapters._http import endpoint, raise_for_status, translate_errors
-from chatscope.adapters._sse import sse_stream
+from chatscope.adapters.providers._http import endpoint, raise_for_status, translate_errors
+from chatscope.adapters.providers._sse import sse_stream
 from chatscope.errors import (
     ErrorCategory,
     InvalidRequestError,
     ProviderNetworkError,
 )
+from chatscope.services.chat.retry import RetryNotice, RetryPolicy, stream_with_retry
 from chatscope.services.events import FinishEvent, FinishReason, ProviderEvent, TextDelta
-from chatscope.services.invocation import Credentials, ModelInvocation
 from chatscope.services.messages import Message
-from chatscope.services.retry import RetryNotice, RetryPolicy, stream_with_retry
+from chatscope.services.runtime.invocation import Credentials, ModelInvocation
 from tests.support.replay_server import ReplayServer, ScriptedResponse, replay_server
 
 SSE_BODY = b"data: hello\n\ndata: world\n\n"

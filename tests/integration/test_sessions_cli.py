@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatscope.adapters.message_codec import message_from_dict
-from chatscope.adapters.sql_history import SqlHistoryStore
+from chatscope.adapters.storage.codec import message_from_dict
+from chatscope.adapters.storage.sql_history import SqlHistoryStore
 from chatscope.cli.main import EXIT_ERROR, EXIT_USAGE, main
 from chatscope.services.messages import (
     Block,

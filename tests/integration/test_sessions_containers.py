@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatscope.adapters.sql_history import SessionCatalog, SqlHistoryStore
+from chatscope.adapters.storage.sql_history import SessionCatalog, SqlHistoryStore
 from chatscope.containers import ApplicationContainer
-from chatscope.services.history import InMemoryHistory
-from chatscope.services.invocation import ModelInvocation
+from chatscope.services.history.memory import InMemoryHistory
 from chatscope.services.messages import Message, Role
-from chatscope.services.scopes import ScopeRequest
+from chatscope.services.runtime.invocation import ModelInvocation
+from chatscope.services.runtime.scopes import ScopeRequest
 from chatscope.testing import FunctionProvider, ScriptedReply, build_test_app
 from tests.support.databases import DATABASE_BACKENDS, fresh_database
 
@@ -68,7 +68,7 @@ async def test_a_chat_is_saved_and_a_new_application_resumes_it(
     request = ScopeRequest(session_id=context.state.session_id)
     resumed = second.runtime.scopes().foreground(request)
     turn = await second.runtime.chat_session(context=resumed).send("three")
-    catalog: SessionCatalog = second.adapters.session_catalog()
+    catalog: SessionCatalog = second.storage.session_catalog()
     summary = await catalog.get(context.state.session_id)
     await second.shutdown_resources()  # type: ignore[misc]
 
@@ -110,7 +110,7 @@ async def test_shutdown_closes_the_database_pool(tmp_path: Path) -> None:
     )
     context = app.runtime.scopes().foreground()
     await app.runtime.chat_session(context=context).send("hello")
-    engine = app.adapters.database_engine()
+    engine = app.storage.engine()
     await app.shutdown_resources()  # type: ignore[misc]
     pool = engine.sync_engine.pool
     assert (pool.checkedout(), pool.checkedin()) == (0, 0)
@@ -136,11 +136,11 @@ async def test_scopes_of_one_application_save_separate_sessions(
             chat = app.runtime.chat_session(context=context)
             for prompt in prompts[: index + 1]:
                 await chat.send(prompt)
-        catalog: SessionCatalog = app.adapters.session_catalog()
+        catalog: SessionCatalog = app.storage.session_catalog()
         summaries = {s.id: s for s in await catalog.list_sessions()}
         for index, context in enumerate(contexts):
             own = prompts[: index + 1]
-            engine = app.adapters.database_engine()
+            engine = app.storage.engine()
             stored = await SqlHistoryStore(engine, session_id=context.state.session_id).messages()
             assert [m.text for m in stored if m.role is Role.USER] == own
             assert summaries[context.state.session_id].turn_count == len(own)

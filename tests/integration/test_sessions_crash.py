@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from chatscope.adapters.sql_history import SessionCatalog
-from chatscope.adapters.sql_schema import prepare_database
+from chatscope.adapters.storage.schema import prepare_database
+from chatscope.adapters.storage.sql_history import SessionCatalog
 from chatscope.services.messages import Role
 from tests.support.cli import (
     CliResult,

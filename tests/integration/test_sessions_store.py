@@ -25,11 +25,10 @@ from pydantic import SecretStr
 from sqlalchemy import insert, inspect, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chatscope.adapters import sql_history
-from chatscope.adapters.database import create_database_engine, ensure_database_directory
-from chatscope.adapters.message_codec import MessageCodecError, encode_message
-from chatscope.adapters.sql_history import SessionCatalog, SqlHistoryStore, StoredMessage
-from chatscope.adapters.sql_schema import (
+from chatscope.adapters.storage import sql_history
+from chatscope.adapters.storage.codec import MessageCodecError, encode_message
+from chatscope.adapters.storage.engine import create_database_engine, ensure_database_directory
+from chatscope.adapters.storage.schema import (
     LATEST_VERSION,
     messages_table,
     migrate,
@@ -37,6 +36,7 @@ from chatscope.adapters.sql_schema import (
     schema_version,
     sessions_table,
 )
+from chatscope.adapters.storage.sql_history import SessionCatalog, SqlHistoryStore, StoredMessage
 from chatscope.errors import ConfigurationError, HistoryStoreError, UnknownSessionError
 from chatscope.services.messages import Message, Role, TextBlock, Usage
 from tests.support.databases import DATABASE_BACKENDS, engine_for, fresh_database, migrated_engine

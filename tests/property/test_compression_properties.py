@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from chatscope.config.settings import CompressionSettings
 from chatscope.errors import ServerError
-from chatscope.services.compression import (
+from chatscope.services.chat.tool_pairs import is_well_paired
+from chatscope.services.history.compression import (
     CompressionPlan,
     CompressionStatus,
     HistoryCompressor,
@@ -20,9 +21,8 @@ from chatscope.services.compression import (
     threshold_tokens,
 )
 from chatscope.services.messages import Message, Role, TextBlock, estimate_tokens
-from chatscope.services.runtime import AgentRuntimeContext
-from chatscope.services.telemetry import RecordingSink
-from chatscope.services.tool_pairs import is_well_paired
+from chatscope.services.runtime.context import AgentRuntimeContext
+from chatscope.services.runtime.telemetry import RecordingSink
 from chatscope.testing import FunctionProvider, ScriptedReply
 from tests.support.histories import (
     compression_context,

@@ -19,8 +19,7 @@ from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chatscope.adapters.database import ensure_database_directory
-from chatscope.adapters.message_codec import (
+from chatscope.adapters.storage.codec import (
     decode_message,
     decode_usage,
     encode_message,
@@ -28,20 +27,21 @@ from chatscope.adapters.message_codec import (
     message_from_dict,
     message_to_dict,
 )
-from chatscope.adapters.sql_history import (
-    TITLE_LENGTH,
-    SessionCatalog,
-    SqlHistoryStore,
-    session_title,
-)
-from chatscope.adapters.sql_schema import (
+from chatscope.adapters.storage.engine import ensure_database_directory
+from chatscope.adapters.storage.schema import (
     LATEST_VERSION,
     SESSION_ID_LENGTH,
     migrate,
     prepare_database,
     schema_version,
 )
-from chatscope.services.history import InMemoryHistory
+from chatscope.adapters.storage.sql_history import (
+    TITLE_LENGTH,
+    SessionCatalog,
+    SqlHistoryStore,
+    session_title,
+)
+from chatscope.services.history.memory import InMemoryHistory
 from chatscope.services.messages import Message, Role, Usage
 from tests.support.databases import DATABASE_BACKENDS, engine_for, fresh_database, migrated_engine
 from tests.support.message_strategies import messages, turns, usages

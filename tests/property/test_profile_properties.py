@@ -16,7 +16,7 @@ from chatscope.config.profiles import load_profile, load_profiles
 from chatscope.config.settings import PROVIDER_NAMES
 from chatscope.errors import ProfileError
 from chatscope.services.frozen import thaw
-from chatscope.services.subagent import SubagentProfile
+from chatscope.services.subagents.profile import SubagentProfile
 from tests.support.profiles import write_profile
 
 TOOLS = ("read_file", "list_directory", "glob", "search_file_content", "write_file")

@@ -17,14 +17,15 @@ from hypothesis import strategies as st
 
 from chatscope.errors import ProviderError, ToolError
 from chatscope.services.events import ProviderEvent, TextDelta
-from chatscope.services.history import InMemoryHistory
-from chatscope.services.invocation import ModelInvocation
+from chatscope.services.history.memory import InMemoryHistory
 from chatscope.services.messages import Message, Role, Usage
-from chatscope.services.runtime import AgentRuntimeContext, AgentRuntimeState
-from chatscope.services.scopes import ScopeRequest
-from chatscope.services.subagent import SubagentProfile, SubAgentScope
-from chatscope.services.task import TaskRequest, TaskResult, TerminateReason
-from chatscope.services.telemetry import RecordingSink
+from chatscope.services.runtime.context import AgentRuntimeContext
+from chatscope.services.runtime.invocation import ModelInvocation
+from chatscope.services.runtime.scopes import ScopeRequest
+from chatscope.services.runtime.state import AgentRuntimeState
+from chatscope.services.runtime.telemetry import RecordingSink
+from chatscope.services.subagents.profile import SubagentProfile, SubAgentScope
+from chatscope.services.subagents.task import TaskRequest, TaskResult, TerminateReason
 from chatscope.testing import FunctionProvider, ScriptedProvider, ScriptedReply
 from tests.support.subagents import (
     StallingProvider,

@@ -9,18 +9,18 @@ import httpx
 import pytest
 from hypothesis import given, settings
 
-from chatscope.adapters.anthropic import AnthropicProvider
-from chatscope.adapters.gemini import GeminiProvider
-from chatscope.adapters.openai_chat import OpenAIChatProvider
-from chatscope.services.events import ProviderEvent
-from chatscope.services.invocation import ModelInvocation
-from chatscope.services.messages import Message, Role
-from chatscope.services.ports import ModelProvider
-from chatscope.services.tool_pairs import (
+from chatscope.adapters.providers.anthropic import AnthropicProvider
+from chatscope.adapters.providers.gemini import GeminiProvider
+from chatscope.adapters.providers.openai.chat import OpenAIChatProvider
+from chatscope.services.chat.tool_pairs import (
     INTERRUPTED_CALL_ERROR,
     is_well_paired,
     repair_tool_pairs,
 )
+from chatscope.services.events import ProviderEvent
+from chatscope.services.messages import Message, Role
+from chatscope.services.runtime.invocation import ModelInvocation
+from chatscope.services.runtime.ports import ModelProvider
 from chatscope.testing import FunctionProvider, ScriptedReply
 from tests.support.adapter_helpers import collect, make_invocation, recording_client
 from tests.support.histories import (

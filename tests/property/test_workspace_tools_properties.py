@@ -15,7 +15,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from chatscope.adapters.workspace_tools import (
+from chatscope.adapters.tools.workspace import (
     GlobTool,
     ListDirectoryTool,
     ReadFileTool,
@@ -26,8 +26,8 @@ from chatscope.adapters.workspace_tools import (
 )
 from chatscope.errors import ToolError, WorkspaceEscapeError
 from chatscope.services.messages import ToolCallBlock
-from chatscope.services.ports import Tool
-from chatscope.services.tools import ToolRegistry
+from chatscope.services.tools.ports import Tool
+from chatscope.services.tools.registry import ToolRegistry
 
 TOOL_NAMES = ("read_file", "list_directory", "glob", "search_file_content", "write_file")
 SECRET = "needle OUTSIDE"

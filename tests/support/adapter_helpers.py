@@ -26,7 +26,6 @@ from chatscope.services.events import (
     UsageEvent,
 )
 from chatscope.services.frozen import deep_freeze, thaw
-from chatscope.services.invocation import Credentials, ModelInvocation, ToolDeclaration
 from chatscope.services.messages import (
     Block,
     Message,
@@ -35,7 +34,9 @@ from chatscope.services.messages import (
     ThinkingBlock,
     Usage,
 )
-from chatscope.services.ports import ModelProvider
+from chatscope.services.runtime.invocation import Credentials, ModelInvocation
+from chatscope.services.runtime.ports import ModelProvider
+from chatscope.services.tools.ports import ToolDeclaration
 from tests.support.cassettes import Interaction
 from tests.support.replay_server import ScriptedResponse, replay_server
 

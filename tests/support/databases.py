@@ -18,8 +18,8 @@ from pydantic import SecretStr
 from sqlalchemy import URL, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from chatscope.adapters.database import create_database_engine, resolve_database_url
-from chatscope.adapters.sql_schema import prepare_database
+from chatscope.adapters.storage.engine import create_database_engine, resolve_database_url
+from chatscope.adapters.storage.schema import prepare_database
 
 __all__ = [
     "DATABASE_BACKENDS",

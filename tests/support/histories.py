@@ -9,8 +9,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from chatscope.config.ephemeral import EphemeralSettings
-from chatscope.services.auth import AuthSpec
-from chatscope.services.history import InMemoryHistory
+from chatscope.services.history.memory import InMemoryHistory
 from chatscope.services.messages import (
     Block,
     Message,
@@ -20,15 +19,16 @@ from chatscope.services.messages import (
     ToolCallBlock,
     ToolResultBlock,
 )
-from chatscope.services.ports import HistoryStore, ModelProvider
-from chatscope.services.runtime import (
+from chatscope.services.runtime.auth import AuthSpec
+from chatscope.services.runtime.context import (
     AgentRuntimeContext,
-    AgentRuntimeState,
     ProviderCatalog,
     create_agent_runtime_context,
 )
-from chatscope.services.telemetry import RecordingSink
-from chatscope.services.tools import ToolRegistry
+from chatscope.services.runtime.ports import HistoryStore, ModelProvider
+from chatscope.services.runtime.state import AgentRuntimeState
+from chatscope.services.runtime.telemetry import RecordingSink
+from chatscope.services.tools.registry import ToolRegistry
 from chatscope.testing import ScriptedProvider
 
 # --- builders ------------------------------------------------------------------------------

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from chatscope.adapters.database import create_database_engine
-from chatscope.adapters.sql_history import SqlHistoryStore
-from chatscope.adapters.sql_schema import prepare_database
+from chatscope.adapters.storage.engine import create_database_engine
+from chatscope.adapters.storage.schema import prepare_database
+from chatscope.adapters.storage.sql_history import SqlHistoryStore
 from chatscope.services.messages import Message, Role, TextBlock, ToolCallBlock, ToolResultBlock
 
 __all__ = ["turn_messages"]

@@ -9,20 +9,21 @@ from pydantic import SecretStr
 
 from chatscope.config.ephemeral import EphemeralSettings
 from chatscope.config.settings import ExplicitSettings
-from chatscope.services.auth import AuthResolver, AuthSpec
-from chatscope.services.chat import ChatSession
-from chatscope.services.history import InMemoryHistory
-from chatscope.services.ports import ModelProvider, Tool
-from chatscope.services.retry import RetryPolicy
-from chatscope.services.runtime import (
+from chatscope.services.chat.retry import RetryPolicy
+from chatscope.services.chat.session import ChatSession
+from chatscope.services.history.memory import InMemoryHistory
+from chatscope.services.runtime.auth import AuthResolver, AuthSpec
+from chatscope.services.runtime.context import (
     AgentRuntimeContext,
-    AgentRuntimeState,
     ProviderCatalog,
     create_agent_runtime_context,
 )
-from chatscope.services.scopes import ScopeFactory
-from chatscope.services.telemetry import RecordingSink
-from chatscope.services.tools import ToolRegistry
+from chatscope.services.runtime.ports import ModelProvider
+from chatscope.services.runtime.scopes import ScopeFactory
+from chatscope.services.runtime.state import AgentRuntimeState
+from chatscope.services.runtime.telemetry import RecordingSink
+from chatscope.services.tools.ports import Tool
+from chatscope.services.tools.registry import ToolRegistry
 
 FAST_RETRY = RetryPolicy(initial_delay=0.001, max_delay=0.002, first_byte_timeout=5.0)
 

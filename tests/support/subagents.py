@@ -12,15 +12,15 @@ from dependency_injector import providers
 
 from chatscope.containers.application import ApplicationContainer
 from chatscope.services.events import ProviderEvent, TextDelta, UsageEvent
-from chatscope.services.invocation import ModelInvocation
 from chatscope.services.messages import Usage
-from chatscope.services.ports import ModelProvider
-from chatscope.services.runtime import AgentRuntimeContext
-from chatscope.services.scopes import ScopeRequest
-from chatscope.services.subagent import SubagentProfile
-from chatscope.services.task import SubagentRunner
-from chatscope.services.task_tools import TaskTool
-from chatscope.services.telemetry import RecordingSink
+from chatscope.services.runtime.context import AgentRuntimeContext
+from chatscope.services.runtime.invocation import ModelInvocation
+from chatscope.services.runtime.ports import ModelProvider
+from chatscope.services.runtime.scopes import ScopeRequest
+from chatscope.services.runtime.telemetry import RecordingSink
+from chatscope.services.subagents.profile import SubagentProfile
+from chatscope.services.subagents.task import SubagentRunner
+from chatscope.services.subagents.task_tools import TaskTool
 from chatscope.testing import build_test_app
 
 __all__ = ["StallingProvider", "events_of", "foreground_with_runner", "profile", "subagent_app"]
@@ -45,7 +45,7 @@ def subagent_app(
     by_name = MappingProxyType({item.name: item for item in profiles})
     app.subagent_profiles.override(providers.Object(by_name))
     if sink is not None:
-        app.adapters.telemetry_sink.override(providers.Object(sink))
+        app.telemetry_sink.override(providers.Object(sink))
     return app
 
 

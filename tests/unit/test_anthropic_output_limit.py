@@ -5,11 +5,11 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatscope.adapters.anthropic import _max_tokens, _request_body
+from chatscope.adapters.providers.anthropic import _max_tokens, _request_body
 from chatscope.config.ephemeral import EphemeralSettings
 from chatscope.services.frozen import deep_freeze
-from chatscope.services.invocation import Credentials, ModelInvocation
 from chatscope.services.messages import Message
+from chatscope.services.runtime.invocation import Credentials, ModelInvocation
 
 LIMITS = {
     "claude-sonnet-4-5": 64_000,

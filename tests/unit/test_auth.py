@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from chatscope.errors import AuthenticationRequiredError, ConfigurationError
-from chatscope.services.auth import STANDARD_KEY_VARIABLES, AuthResolver, AuthSpec
-from chatscope.services.invocation import AuthType, Credentials
+from chatscope.services.runtime.auth import STANDARD_KEY_VARIABLES, AuthResolver, AuthSpec
+from chatscope.services.runtime.invocation import AuthType, Credentials
 
 PROVIDERS = sorted(STANDARD_KEY_VARIABLES)
 ALL_KEY_VARIABLES = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chatscope.errors import ConfigurationError
-from chatscope.services.auth import AuthResolver, AuthSpec
+from chatscope.services.runtime.auth import AuthResolver, AuthSpec
 
 names = st.text(alphabet=string.ascii_letters + string.digits + "_-", min_size=1, max_size=12)
 # Bytes that can never start valid UTF-8 (continuation bytes and 0xF8-0xFF), then a marker.

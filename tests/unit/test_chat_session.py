@@ -11,8 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chatscope.errors import AuthenticationRequiredError, InvalidRequestError, ServerError
-from chatscope.services.auth import AuthResolver, AuthSpec
-from chatscope.services.chat import ChatSession
+from chatscope.services.chat.session import ChatSession
 from chatscope.services.events import (
     FinishReason,
     ProviderEvent,
@@ -21,9 +20,11 @@ from chatscope.services.events import (
     TurnDone,
 )
 from chatscope.services.frozen import FrozenDict, deep_freeze
-from chatscope.services.invocation import ModelInvocation, ToolDeclaration
 from chatscope.services.messages import Role, ToolResultBlock, Usage
-from chatscope.services.telemetry import RecordingSink
+from chatscope.services.runtime.auth import AuthResolver, AuthSpec
+from chatscope.services.runtime.invocation import ModelInvocation
+from chatscope.services.runtime.telemetry import RecordingSink
+from chatscope.services.tools.ports import ToolDeclaration
 from chatscope.testing.fakes import FunctionProvider, ScriptedProvider, ScriptedReply
 from tests.support.scopes import FAST_RETRY, make_chat, make_context
 

@@ -9,8 +9,9 @@ from pydantic import ValidationError
 
 from chatscope.config.settings import CompressionSettings, ExplicitSettings
 from chatscope.errors import InvalidRequestError, ServerError
-from chatscope.services.auth import AuthResolver
-from chatscope.services.compression import (
+from chatscope.services.chat.tool_pairs import INTERRUPTED_CALL_ERROR
+from chatscope.services.events import FinishReason, ProviderEvent
+from chatscope.services.history.compression import (
     SUMMARY_ACKNOWLEDGEMENT,
     SUMMARY_INTRO,
     SUMMARY_SYSTEM_PROMPT,
@@ -23,9 +24,7 @@ from chatscope.services.compression import (
     plan_compression,
     render_transcript,
 )
-from chatscope.services.events import FinishReason, ProviderEvent
-from chatscope.services.history import InMemoryHistory
-from chatscope.services.invocation import ModelInvocation
+from chatscope.services.history.memory import InMemoryHistory
 from chatscope.services.messages import (
     Message,
     Role,
@@ -34,9 +33,10 @@ from chatscope.services.messages import (
     Usage,
     estimate_tokens,
 )
-from chatscope.services.runtime import AgentRuntimeContext, ProviderCatalog
-from chatscope.services.telemetry import RecordingSink
-from chatscope.services.tool_pairs import INTERRUPTED_CALL_ERROR
+from chatscope.services.runtime.auth import AuthResolver
+from chatscope.services.runtime.context import AgentRuntimeContext, ProviderCatalog
+from chatscope.services.runtime.invocation import ModelInvocation
+from chatscope.services.runtime.telemetry import RecordingSink
 from chatscope.testing import FunctionProvider, ScriptedProvider, ScriptedReply
 from tests.support.histories import (
     FakeClock,

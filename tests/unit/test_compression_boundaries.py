@@ -12,7 +12,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from chatscope.config.settings import CompressionSettings
-from chatscope.services.compression import (
+from chatscope.services.history.compression import (
     SUMMARY_ACKNOWLEDGEMENT,
     SUMMARY_INTRO,
     CompressionOutcome,

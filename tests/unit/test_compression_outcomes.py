@@ -15,14 +15,14 @@ from hypothesis import strategies as st
 
 from chatscope.config.settings import CompressionSettings
 from chatscope.errors import ServerError
-from chatscope.services.compression import (
+from chatscope.services.history.compression import (
     CompressionOutcome,
     CompressionStatus,
     HistoryCompressor,
 )
 from chatscope.services.messages import Message, estimate_tokens
-from chatscope.services.runtime import AgentRuntimeContext
-from chatscope.services.telemetry import RecordingSink
+from chatscope.services.runtime.context import AgentRuntimeContext
+from chatscope.services.runtime.telemetry import RecordingSink
 from tests.support.histories import compression_context, conversation, reply, user
 
 TWELVE = conversation(12)  # 499 estimated tokens

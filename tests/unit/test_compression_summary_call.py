@@ -17,19 +17,19 @@ from hypothesis import strategies as st
 
 from chatscope.config.settings import ExplicitSettings
 from chatscope.errors import AuthenticationRequiredError, RateLimitError, ServerError
-from chatscope.services.auth import AuthResolver
-from chatscope.services.compression import (
+from chatscope.services.chat.retry import RetryPolicy
+from chatscope.services.events import FinishReason
+from chatscope.services.history.compression import (
     HistoryCompressor,
     ModelSummariser,
     SummaryError,
     render_transcript,
 )
-from chatscope.services.events import FinishReason
-from chatscope.services.invocation import ModelInvocation
 from chatscope.services.messages import Message, Role, TextBlock, ToolResultBlock
-from chatscope.services.retry import RetryPolicy
-from chatscope.services.runtime import AgentRuntimeContext, ProviderCatalog
-from chatscope.services.telemetry import RecordingSink
+from chatscope.services.runtime.auth import AuthResolver
+from chatscope.services.runtime.context import AgentRuntimeContext, ProviderCatalog
+from chatscope.services.runtime.invocation import ModelInvocation
+from chatscope.services.runtime.telemetry import RecordingSink
 from chatscope.testing import FunctionProvider, ScriptedProvider, ScriptedReply
 from tests.support.histories import (
     FakeClock,

@@ -5,11 +5,11 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatscope.adapters.gemini import _request_body
+from chatscope.adapters.providers.gemini import _request_body
 from chatscope.config.ephemeral import EphemeralSettings
 from chatscope.services.frozen import deep_freeze
-from chatscope.services.invocation import Credentials, ModelInvocation
 from chatscope.services.messages import Message
+from chatscope.services.runtime.invocation import Credentials, ModelInvocation
 
 LIMITS = {
     "gemini-2.5-flash": 65_536,

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from chatscope.adapters._http import (
+from chatscope.adapters.providers._http import (
     endpoint,
     error_from_response,
     is_event_stream,
@@ -40,7 +40,7 @@ from chatscope.errors import (
     StreamProtocolError,
     redact_secrets,
 )
-from chatscope.services.invocation import Credentials, ModelInvocation
+from chatscope.services.runtime.invocation import Credentials, ModelInvocation
 
 RETRYABLE = frozenset(
     {

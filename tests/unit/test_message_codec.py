@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatscope.adapters.message_codec import (
+from chatscope.adapters.storage.codec import (
     MessageCodecError,
     decode_message,
     decode_usage,

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from chatscope.config.presets import PRESETS, get_preset
 from chatscope.errors import AuthenticationRequiredError, ConfigurationError
-from chatscope.services.auth import AuthResolver
-from chatscope.services.scopes import ScopeRequest
+from chatscope.services.runtime.auth import AuthResolver
+from chatscope.services.runtime.scopes import ScopeRequest
 from chatscope.testing import build_test_app
 
 KEYED = sorted(name for name, preset in PRESETS.items() if preset.key_variable)

@@ -25,16 +25,16 @@ from chatscope.errors import (
     RateLimitError,
     ServerError,
 )
-from chatscope.services.events import FinishEvent, FinishReason, ProviderEvent, TextDelta
-from chatscope.services.invocation import Credentials, ModelInvocation
-from chatscope.services.messages import Message
-from chatscope.services.retry import (
+from chatscope.services.chat.retry import (
     RetryNotice,
     RetryPolicy,
     open_stream,
     should_retry,
     stream_with_retry,
 )
+from chatscope.services.events import FinishEvent, FinishReason, ProviderEvent, TextDelta
+from chatscope.services.messages import Message
+from chatscope.services.runtime.invocation import Credentials, ModelInvocation
 
 RETRYABLE = frozenset(
     {

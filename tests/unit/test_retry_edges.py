@@ -14,10 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chatscope.errors import ConfigurationError, ProviderError, ServerError
+from chatscope.services.chat.retry import RetryPolicy, open_stream, stream_with_retry
 from chatscope.services.events import FinishEvent, FinishReason, ProviderEvent, TextDelta
-from chatscope.services.invocation import Credentials, ModelInvocation
 from chatscope.services.messages import Message
-from chatscope.services.retry import RetryPolicy, open_stream, stream_with_retry
+from chatscope.services.runtime.invocation import Credentials, ModelInvocation
 
 EVENTS: tuple[ProviderEvent, ...] = (TextDelta("hi"), FinishEvent(FinishReason.STOP))
 

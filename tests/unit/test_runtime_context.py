@@ -11,15 +11,12 @@ from hypothesis import strategies as st
 
 from chatscope.config.ephemeral import EphemeralSettings
 from chatscope.errors import MissingProviderRuntimeError, UnknownProviderError
-from chatscope.services.auth import AuthSpec
-from chatscope.services.history import InMemoryHistory
-from chatscope.services.runtime import (
-    AgentRuntimeState,
-    ProviderCatalog,
-    create_agent_runtime_context,
-)
-from chatscope.services.telemetry import RecordingSink
-from chatscope.services.tools import ToolRegistry
+from chatscope.services.history.memory import InMemoryHistory
+from chatscope.services.runtime.auth import AuthSpec
+from chatscope.services.runtime.context import ProviderCatalog, create_agent_runtime_context
+from chatscope.services.runtime.state import AgentRuntimeState
+from chatscope.services.runtime.telemetry import RecordingSink
+from chatscope.services.tools.registry import ToolRegistry
 from chatscope.testing.fakes import ScriptedProvider
 
 PARTS = ("state", "history", "telemetry_sink", "providers", "tools", "auth")

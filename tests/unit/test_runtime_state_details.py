@@ -1,6 +1,6 @@
 """Runtime state and context details the mutation run showed unguarded.
 
-Each test pins one behaviour of `chatscope.services.runtime` that a changed line could break
+Each test pins one behaviour of `chatscope.services.runtime.context` that a changed line could break
 without any other test noticing: model params frozen however the state is built, optional
 state fields passed through, error details, the system prompt, and which history a scope opens.
 """
@@ -15,18 +15,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chatscope.errors import MissingProviderRuntimeError, UnknownProviderError
-from chatscope.services.auth import AuthSpec
 from chatscope.services.frozen import FrozenDict, thaw
-from chatscope.services.history import InMemoryHistory
-from chatscope.services.invocation import AuthType
-from chatscope.services.runtime import (
-    AgentRuntimeState,
+from chatscope.services.history.memory import InMemoryHistory
+from chatscope.services.runtime.auth import AuthSpec
+from chatscope.services.runtime.context import (
     ProviderCatalog,
     create_agent_runtime_context,
     open_scope_context,
 )
-from chatscope.services.telemetry import RecordingSink
-from chatscope.services.tools import ToolRegistry
+from chatscope.services.runtime.invocation import AuthType
+from chatscope.services.runtime.state import AgentRuntimeState
+from chatscope.services.runtime.telemetry import RecordingSink
+from chatscope.services.tools.registry import ToolRegistry
 from chatscope.testing.fakes import ScriptedProvider
 
 PARTS = ("state", "history", "telemetry_sink", "providers", "tools", "auth")

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from chatscope.config.presets import PRESETS
 from chatscope.errors import ConfigurationError
 from chatscope.services.frozen import FrozenDict, thaw
-from chatscope.services.invocation import AuthType
-from chatscope.services.scopes import ScopeFactory, ScopeRequest
-from chatscope.services.telemetry import RecordingSink
+from chatscope.services.runtime.invocation import AuthType
+from chatscope.services.runtime.scopes import ScopeFactory, ScopeRequest
+from chatscope.services.runtime.telemetry import RecordingSink
 from chatscope.testing.fakes import ScriptedProvider
 from tests.support.scopes import make_scope_factory
 

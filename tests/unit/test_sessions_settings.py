@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from chatscope.adapters.database import (
+from chatscope.adapters.storage.engine import (
     SQLITE_FILE_NAME,
     create_database_engine,
     resolve_database_url,

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatscope.adapters._sse import SSEEvent, SSEParser, iter_sse_events
+from chatscope.adapters.providers._sse import SSEEvent, SSEParser, iter_sse_events
 
 
 def _parse(*chunks: str) -> list[SSEEvent]:

@@ -11,10 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chatscope.services.messages import Message
-from chatscope.services.runtime import AgentRuntimeState
-from chatscope.services.scopes import ScopeFactory, ScopeRequest
-from chatscope.services.subagent import SubagentProfile, SubAgentScope
-from chatscope.services.telemetry import RecordingSink
+from chatscope.services.runtime.scopes import ScopeFactory, ScopeRequest
+from chatscope.services.runtime.state import AgentRuntimeState
+from chatscope.services.runtime.telemetry import RecordingSink
+from chatscope.services.subagents.profile import SubagentProfile, SubAgentScope
 from chatscope.testing.fakes import ScriptedProvider, ScriptedReply
 from tests.support.scopes import make_chat, make_scope_factory
 

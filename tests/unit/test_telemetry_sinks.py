@@ -11,9 +11,10 @@ import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chatscope.adapters.logging.sink import StructlogSink
 from chatscope.services.messages import Usage
-from chatscope.services.runtime import AgentRuntimeState
-from chatscope.services.telemetry import RecordingSink, RuntimeTelemetry, StructlogSink
+from chatscope.services.runtime.state import AgentRuntimeState
+from chatscope.services.runtime.telemetry import RecordingSink, RuntimeTelemetry
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 EVENTS = ["api_request", "api_response", "api_error", "tool_call", "compression_failed"]

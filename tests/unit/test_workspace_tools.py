@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chatscope.adapters.workspace_tools import (
+from chatscope.adapters.tools.workspace import (
     GlobTool,
     ListDirectoryTool,
     ReadFileTool,
@@ -20,8 +20,8 @@ from chatscope.adapters.workspace_tools import (
 from chatscope.errors import ConfigurationError, ToolError, WorkspaceEscapeError
 from chatscope.services.frozen import FrozenDict
 from chatscope.services.messages import ToolCallBlock
-from chatscope.services.ports import Tool
-from chatscope.services.tools import ToolRegistry
+from chatscope.services.tools.ports import Tool
+from chatscope.services.tools.registry import ToolRegistry
 
 TOOL_NAMES = ("read_file", "list_directory", "glob", "search_file_content", "write_file")
 

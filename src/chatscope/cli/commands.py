@@ -20,8 +20,8 @@ from chatscope.services.events import (
     TurnDone,
 )
 from chatscope.services.frozen import thaw
-from chatscope.services.runtime import AgentRuntimeContext
-from chatscope.services.scopes import ScopeRequest
+from chatscope.services.runtime.context import AgentRuntimeContext
+from chatscope.services.runtime.scopes import ScopeRequest
 
 __all__ = ["run_chat", "show_config", "turn_as_json"]
 

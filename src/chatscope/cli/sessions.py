@@ -8,8 +8,8 @@ import json
 from collections.abc import Callable
 from typing import Any, TextIO, assert_never
 
-from chatscope.adapters.message_codec import message_to_dict
-from chatscope.adapters.sql_history import (
+from chatscope.adapters.storage.codec import message_to_dict
+from chatscope.adapters.storage.sql_history import (
     SessionCatalog,
     SessionSummary,
     SqlHistoryStore,
@@ -24,7 +24,7 @@ from chatscope.services.messages import (
     ToolCallBlock,
     ToolResultBlock,
 )
-from chatscope.services.runtime import AgentRuntimeContext
+from chatscope.services.runtime.context import AgentRuntimeContext
 
 __all__ = [
     "add_sessions_parser",
@@ -87,7 +87,7 @@ def announce_session(context: AgentRuntimeContext, err: TextIO) -> None:
 def _catalog(app: ApplicationContainer) -> SessionCatalog:
     if app.settings().history_backend != "database":
         raise ConfigurationError(_MEMORY_BACKEND)
-    catalog: SessionCatalog = app.adapters.session_catalog()
+    catalog: SessionCatalog = app.storage.session_catalog()
     return catalog
 
 

@@ -14,8 +14,8 @@ from typing import Any, TextIO
 from chatscope.config.profiles import LoadedProfile, ProfileCatalog
 from chatscope.containers.application import ApplicationContainer
 from chatscope.services.frozen import thaw
-from chatscope.services.scopes import ScopeRequest
-from chatscope.services.task import SubagentRun, TaskRequest, TaskResult, TerminateReason
+from chatscope.services.runtime.scopes import ScopeRequest
+from chatscope.services.subagents.task import SubagentRun, TaskRequest, TaskResult, TerminateReason
 
 __all__ = [
     "EXIT_CODES",

@@ -1,9 +1,17 @@
-"""Declarative dependency-injector containers, split by layer and composed by the application."""
+"""Declarative dependency-injector containers, one per concern, composed by the application."""
 
 from __future__ import annotations
 
-from chatscope.containers.adapters import AdaptersContainer
 from chatscope.containers.application import ApplicationContainer
+from chatscope.containers.providers import ModelProvidersContainer
 from chatscope.containers.runtime import RuntimeScopeContainer
+from chatscope.containers.storage import StorageContainer
+from chatscope.containers.tools import ToolsContainer
 
-__all__ = ["AdaptersContainer", "ApplicationContainer", "RuntimeScopeContainer"]
+__all__ = [
+    "ApplicationContainer",
+    "ModelProvidersContainer",
+    "RuntimeScopeContainer",
+    "StorageContainer",
+    "ToolsContainer",
+]

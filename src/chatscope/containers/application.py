@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import structlog
 from dependency_injector import containers, providers
 
-from chatscope.adapters.structlog_setup import configure_logging
+from chatscope.adapters.logging.setup import configure_logging
+from chatscope.adapters.logging.sink import StructlogSink
 from chatscope.config.profiles import load_profiles_for
 from chatscope.config.settings import CompressionSettings, Settings
-from chatscope.containers.adapters import AdaptersContainer
+from chatscope.containers.providers import ModelProvidersContainer
 from chatscope.containers.runtime import RuntimeScopeContainer
-from chatscope.services.auth import AuthResolver
-from chatscope.services.compression import ModelSummariser
-from chatscope.services.retry import RetryPolicy
-from chatscope.services.task_tools import profiles_by_name, tool_names
+from chatscope.containers.storage import StorageContainer
+from chatscope.containers.tools import ToolsContainer
+from chatscope.services.chat import RetryPolicy
+from chatscope.services.history.compression import ModelSummariser
+from chatscope.services.runtime.auth import AuthResolver
+from chatscope.services.subagents.task_tools import profiles_by_name, tool_names
 
 
 def compression_settings_of(settings: Settings) -> CompressionSettings:
@@ -42,7 +46,18 @@ class ApplicationContainer(containers.DeclarativeContainer):
         log_format=settings.provided.log_format,
     )
 
-    adapters = providers.Container(AdaptersContainer, settings=settings)
+    telemetry_sink = providers.Singleton(
+        StructlogSink, logger=providers.Callable(structlog.get_logger, "chatscope.telemetry")
+    )
+
+    model_providers = providers.Container(ModelProvidersContainer, http=settings.provided.http)
+    storage = providers.Container(
+        StorageContainer,
+        data_dir=settings.provided.data_dir,
+        database_url=settings.provided.database_url,
+        history_backend=settings.provided.history_backend,
+    )
+    tools = providers.Container(ToolsContainer, workspace=settings.provided.workspace)
 
     auth_resolver = providers.Singleton(AuthResolver, environ=environ)
     retry_policy = providers.Singleton(
@@ -60,7 +75,7 @@ class ApplicationContainer(containers.DeclarativeContainer):
         ModelSummariser,
         auth_resolver=auth_resolver,
         retry_policy=retry_policy,
-        provider_catalog=adapters.provider_catalog,
+        provider_catalog=model_providers.catalog,
         settings=settings,
     )
 
@@ -69,7 +84,7 @@ class ApplicationContainer(containers.DeclarativeContainer):
     profile_catalog = providers.Singleton(
         load_profiles_for,
         settings=settings,
-        tool_names=providers.Callable(tool_names, adapters.workspace_tools),
+        tool_names=providers.Callable(tool_names, tools.workspace_tools),
     )
     subagent_profiles = providers.Singleton(profiles_by_name, profile_catalog)
 
@@ -77,11 +92,11 @@ class ApplicationContainer(containers.DeclarativeContainer):
         RuntimeScopeContainer,
         settings=settings,
         history_backend=providers.Singleton(str, settings.provided.history_backend),
-        database=adapters.database_engine,
+        database=storage.engine,
         max_turns=providers.Singleton(int, settings.provided.max_turns),
-        provider_catalog=adapters.provider_catalog,
-        telemetry_sink=adapters.telemetry_sink,
-        workspace_tools=adapters.workspace_tools,
+        provider_catalog=model_providers.catalog,
+        telemetry_sink=telemetry_sink,
+        workspace_tools=tools.workspace_tools,
         auth_resolver=auth_resolver,
         retry_policy=retry_policy,
         subagent_profiles=subagent_profiles,

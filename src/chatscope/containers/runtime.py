@@ -8,18 +8,18 @@ from types import MappingProxyType
 from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chatscope.adapters.sql_history import SqlHistoryStore
+from chatscope.adapters.storage.sql_history import SqlHistoryStore
 from chatscope.config.settings import CompressionSettings, Settings
-from chatscope.services.auth import AuthResolver
-from chatscope.services.chat import ChatSession
-from chatscope.services.compression import HistoryCompressor, Summariser
-from chatscope.services.history import InMemoryHistory
-from chatscope.services.ports import TelemetrySink
-from chatscope.services.retry import RetryPolicy
-from chatscope.services.runtime import ProviderCatalog, open_scope_context
-from chatscope.services.scopes import ScopeFactory
-from chatscope.services.task_tools import SubagentTools
-from chatscope.services.tools import ToolRegistry
+from chatscope.services.chat.retry import RetryPolicy
+from chatscope.services.chat.session import ChatSession
+from chatscope.services.history.compression import HistoryCompressor, Summariser
+from chatscope.services.history.memory import InMemoryHistory
+from chatscope.services.runtime.auth import AuthResolver
+from chatscope.services.runtime.context import ProviderCatalog, open_scope_context
+from chatscope.services.runtime.ports import TelemetrySink
+from chatscope.services.runtime.scopes import ScopeFactory
+from chatscope.services.subagents.task_tools import SubagentTools
+from chatscope.services.tools.registry import ToolRegistry
 
 
 class RuntimeScopeContainer(containers.DeclarativeContainer):

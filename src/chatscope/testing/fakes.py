@@ -16,8 +16,8 @@ from chatscope.services.events import (
     ToolCallEvent,
     UsageEvent,
 )
-from chatscope.services.invocation import ModelInvocation
 from chatscope.services.messages import ToolCallBlock, Usage
+from chatscope.services.runtime.invocation import ModelInvocation
 
 __all__ = ["FunctionProvider", "ScriptedProvider", "ScriptedReply"]
 

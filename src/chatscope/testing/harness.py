@@ -11,7 +11,7 @@ from dependency_injector import providers
 
 from chatscope.config.settings import ExplicitSettings
 from chatscope.containers.application import ApplicationContainer
-from chatscope.services.ports import ModelProvider
+from chatscope.services.runtime.ports import ModelProvider
 
 __all__ = ["build_test_app", "override_provider"]
 
@@ -26,7 +26,7 @@ _DUMMY_KEYS = MappingProxyType(
 
 def override_provider(app: ApplicationContainer, fake: ModelProvider) -> None:
     """Make every scope of provider `fake.name` talk to `fake` (undo with `reset_override`)."""
-    getattr(app.adapters, fake.name.replace("-", "_")).override(providers.Object(fake))
+    getattr(app.model_providers, fake.name.replace("-", "_")).override(providers.Object(fake))
 
 
 def build_test_app(

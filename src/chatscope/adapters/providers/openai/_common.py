@@ -1,0 +1,112 @@
+"""What the OpenAI Chat Completions and Responses adapters share: the request edge and the errors.
+
+Both speak HTTP+JSON with a bearer key, stream SSE, and report failures the same way, so the
+plumbing lives here once; each adapter keeps only its own wire format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from chatscope.adapters.providers._http import load_json
+from chatscope.errors import (
+    ErrorCategory,
+    InvalidRequestError,
+    ModelNotFoundError,
+    ProviderError,
+    QuotaExceededError,
+    RateLimitError,
+    ServerError,
+    StreamProtocolError,
+)
+from chatscope.services.messages import ToolCallBlock
+
+__all__ = [
+    "PendingCall",
+    "auth_headers",
+    "error_from_payload",
+    "parse_arguments",
+    "wire_call_id",
+]
+
+_HASHED_ID_CHARS = 32
+
+# Codes OpenAI puts on errors that arrive inside a 200 stream (`error` / `response.failed`
+# events, or an `error` chunk on Chat Completions); anything else is reported as a server error.
+_ERRORS_BY_CODE: Mapping[str, tuple[type[ProviderError], ErrorCategory]] = MappingProxyType(
+    {
+        "rate_limit_exceeded": (RateLimitError, ErrorCategory.RATE_LIMIT),
+        "insufficient_quota": (QuotaExceededError, ErrorCategory.QUOTA),
+        "context_length_exceeded": (InvalidRequestError, ErrorCategory.CONTEXT_LENGTH),
+        "invalid_prompt": (InvalidRequestError, ErrorCategory.INVALID_REQUEST),
+        "invalid_request_error": (InvalidRequestError, ErrorCategory.INVALID_REQUEST),
+        "model_not_found": (ModelNotFoundError, ErrorCategory.NOT_FOUND),
+        "server_error": (ServerError, ErrorCategory.SERVER),
+    }
+)
+
+
+@dataclass(slots=True)
+class PendingCall:
+    """A tool call whose JSON arguments are still arriving in fragments."""
+
+    id: str
+    name: str
+    parts: list[str] = field(default_factory=list)
+    item_id: str | None = None
+
+    def block(self, provider: str) -> ToolCallBlock:
+        """The finished call; its arguments must now parse as one JSON object."""
+        if not isinstance(self.name, str) or not self.name or not isinstance(self.id, str):
+            raise StreamProtocolError("tool call without a usable name or id", provider=provider)
+        arguments = parse_arguments("".join(self.parts), self.name, provider)
+        # Some OpenAI-compatible servers omit the id; the call still needs one to pair a result.
+        call_id = self.id or f"call_{uuid.uuid4().hex[:24]}"
+        return ToolCallBlock.create(
+            call_id, self.name, arguments, item_id=self.item_id, provider=provider
+        )
+
+
+def auth_headers(secret: str | None) -> dict[str, str]:
+    """The bearer header of one request, or none at all for local servers without a key."""
+    return {"Authorization": f"Bearer {secret}"} if secret is not None else {}
+
+
+def wire_call_id(call_id: str, limit: int) -> str:
+    """`call_id` if OpenAI accepts it, else a stable stand-in so a call and its result still pair.
+
+    Ids from other providers can be empty or too long (Chat Completions rejects tool call ids
+    over 40 characters); hashing keeps the mapping deterministic across calls without any state.
+    """
+    if call_id and len(call_id) <= limit:
+        return call_id
+    digest = hashlib.sha256(call_id.encode()).hexdigest()
+    return f"call_{digest[:_HASHED_ID_CHARS]}"
+
+
+def parse_arguments(raw: str, name: str, provider: str) -> dict[str, Any]:
+    """Tool call arguments as a dict; an empty string means no arguments."""
+    if not raw:
+        return {}
+    arguments = load_json(raw, provider)
+    if not isinstance(arguments, dict):
+        raise StreamProtocolError(
+            f"arguments of tool call {name!r} are not a JSON object", provider=provider
+        )
+    return arguments
+
+
+def error_from_payload(provider: str, error: Any) -> ProviderError:
+    """The typed error for an error object delivered inside a successful (200) response."""
+    if not isinstance(error, Mapping):
+        detail = str(error) if error else "the provider reported a failure without details"
+        return ServerError(detail, provider=provider)
+    code = error.get("code") or error.get("type") or ""
+    kind, category = _ERRORS_BY_CODE.get(str(code), (ServerError, ErrorCategory.SERVER))
+    message = str(error.get("message") or code or "the provider reported an error")
+    return kind(message, provider=provider, category=category)

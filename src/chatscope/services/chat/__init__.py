@@ -1,0 +1,39 @@
+"""The chat loop: `ChatSession`, how a model call is retried and its events assembled, and the
+repair of tool-call pairs every request's history passes. Other rooms use these public names.
+"""
+
+from __future__ import annotations
+
+from chatscope.services.chat.assembly import ResponseAssembler
+from chatscope.services.chat.ports import Compressor
+from chatscope.services.chat.retry import (
+    OpenedStream,
+    RetryNotice,
+    RetryPolicy,
+    Sleep,
+    open_stream,
+    should_retry,
+    stream_with_retry,
+)
+from chatscope.services.chat.session import ChatSession
+from chatscope.services.chat.tool_pairs import (
+    INTERRUPTED_CALL_ERROR,
+    is_well_paired,
+    repair_tool_pairs,
+)
+
+__all__ = [
+    "INTERRUPTED_CALL_ERROR",
+    "ChatSession",
+    "Compressor",
+    "OpenedStream",
+    "ResponseAssembler",
+    "RetryNotice",
+    "RetryPolicy",
+    "Sleep",
+    "is_well_paired",
+    "open_stream",
+    "repair_tool_pairs",
+    "should_retry",
+    "stream_with_retry",
+]

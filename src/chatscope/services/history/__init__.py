@@ -1,0 +1,1 @@
+"""History: the in-memory store and middle-out compression (plan, summariser, compressor)."""

@@ -1,0 +1,1 @@
+"""The runtime scope: frozen state and context, scope factory, auth, invocation, telemetry."""

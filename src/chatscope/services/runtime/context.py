@@ -1,0 +1,153 @@
+"""The frozen runtime context of one chat or subagent (REQ-STAT6-002).
+
+`AgentRuntimeContext` bundles a scope's `AgentRuntimeState` with its own history, telemetry,
+tools and a read-only provider view. It is immutable: nothing offers `set_active_provider`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from chatscope.config.ephemeral import EphemeralSettings
+from chatscope.errors import MissingProviderRuntimeError, UnknownProviderError
+from chatscope.services.runtime.auth import AuthSpec
+from chatscope.services.runtime.ports import (
+    HistoryOpener,
+    HistoryStore,
+    ModelProvider,
+    TelemetrySink,
+)
+from chatscope.services.runtime.state import AgentRuntimeState
+from chatscope.services.runtime.telemetry import RuntimeTelemetry
+from chatscope.services.tools.registry import ToolRegistry
+
+__all__ = [
+    "AgentRuntimeContext",
+    "ProviderCatalog",
+    "ProviderView",
+    "create_agent_runtime_context",
+    "open_scope_context",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderView:
+    """Read-only access to a scope's provider adapter: there is deliberately no setter."""
+
+    _provider: ModelProvider
+
+    def get_active_provider(self) -> ModelProvider:
+        """The adapter this scope talks to."""
+        return self._provider
+
+    @property
+    def name(self) -> str:
+        """The adapter's provider name."""
+        return self._provider.name
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRuntimeContext:
+    """Everything one chat or subagent owns, frozen for the scope's life."""
+
+    state: AgentRuntimeState
+    ephemerals: EphemeralSettings
+    history: HistoryStore
+    telemetry: RuntimeTelemetry
+    provider: ProviderView
+    tools: ToolRegistry
+    auth: AuthSpec
+    system_prompt: str | None = None
+
+    @property
+    def runtime_id(self) -> str:
+        """The scope's runtime id (that of its state)."""
+        return self.state.runtime_id
+
+    def get_ephemeral_setting(self, name: str) -> float | int | str | None:
+        """An ephemeral setting by its seed name, e.g. `compression-threshold`."""
+        return self.ephemerals.get(name)
+
+
+def create_agent_runtime_context(
+    *,
+    state: AgentRuntimeState | None = None,
+    history: HistoryStore | None = None,
+    telemetry_sink: TelemetrySink | None = None,
+    providers: ProviderCatalog | None = None,
+    tools: ToolRegistry | None = None,
+    auth: AuthSpec | None = None,
+    ephemerals: EphemeralSettings | None = None,
+    system_prompt: str | None = None,
+    allowed_tools: tuple[str, ...] | None = None,
+) -> AgentRuntimeContext:
+    """Assemble a context from explicit parts; raises naming every missing part (REQ-SP4-001).
+
+    `ephemerals` defaults to the seed defaults, which are constants, not shared state;
+    `allowed_tools` narrows the tool registry (a subagent profile's allow-list).
+    """
+    if (
+        state is None
+        or history is None
+        or telemetry_sink is None
+        or providers is None
+        or tools is None
+        or auth is None
+    ):
+        parts: dict[str, object] = {"state": state, "history": history, "tools": tools}
+        parts |= {"telemetry_sink": telemetry_sink, "providers": providers, "auth": auth}
+        missing = [name for name, value in parts.items() if value is None]
+        raise MissingProviderRuntimeError(missing, runtime_id=state.runtime_id if state else None)
+    return AgentRuntimeContext(
+        state=state,
+        ephemerals=ephemerals if ephemerals is not None else EphemeralSettings(),
+        history=history,
+        telemetry=RuntimeTelemetry(telemetry_sink, state),
+        provider=ProviderView(providers.create(state.provider)),
+        tools=tools.restricted_to(allowed_tools),
+        auth=auth,
+        system_prompt=system_prompt,
+    )
+
+
+def open_scope_context(
+    *,
+    state: AgentRuntimeState,
+    open_history: HistoryOpener,
+    open_subagent_history: HistoryOpener,
+    **parts: Any,
+) -> AgentRuntimeContext:
+    """A context whose history is that of `state.session_id`.
+
+    A foreground scope opens its session's history with `open_history` (in memory, or the
+    stored session of the database); a subagent's history is always its own, opened with
+    `open_subagent_history`, so a subagent never writes into its parent's session.
+    The other `parts` are those of `create_agent_runtime_context`.
+    """
+    opener = open_subagent_history if state.parent_runtime_id else open_history
+    history = opener(session_id=state.session_id, provider=state.provider, model=state.model)
+    return create_agent_runtime_context(state=state, history=history, **parts)
+
+
+class ProviderCatalog:
+    """The provider adapters a scope may be built with, created fresh per scope by name."""
+
+    __slots__ = ("_create", "names")
+
+    def __init__(self, create: Callable[[str], ModelProvider], names: Iterable[str]) -> None:
+        self._create = create
+        self.names = tuple(names)
+
+    @classmethod
+    def of(cls, *adapters: ModelProvider) -> ProviderCatalog:
+        """A catalog serving these ready-made adapters (handy in tests and embedding apps)."""
+        by_name = {adapter.name: adapter for adapter in adapters}
+        return cls(by_name.__getitem__, by_name)
+
+    def create(self, name: str) -> ModelProvider:
+        """A provider adapter for `name`; unknown names raise `UnknownProviderError`."""
+        if name not in self.names:
+            raise UnknownProviderError(name, self.names)
+        return self._create(name)

@@ -1,0 +1,192 @@
+"""Turning a request for a scope (CLI flags, a subagent profile) into a fresh runtime context.
+
+`ScopeFactory` computes the frozen state and auth spec; the containers' `context` factory (handed
+in as `build_context`) assembles the parts. The factory reads the settings snapshot it was given
+and changes nothing: building a subagent never touches its parent (REQ-STAT6-003.1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import SecretStr
+
+from chatscope.config.ephemeral import EphemeralSettings
+from chatscope.config.presets import Preset
+from chatscope.config.settings import Settings
+from chatscope.errors import ConfigurationError
+from chatscope.services.frozen import FrozenDict, deep_freeze
+from chatscope.services.runtime.auth import AuthSpec
+from chatscope.services.runtime.context import AgentRuntimeContext
+from chatscope.services.runtime.state import AgentRuntimeState, new_id
+
+__all__ = ["BuildContext", "ScopeFactory", "ScopeRequest", "ScopeTools"]
+
+
+class BuildContext(Protocol):
+    """The containers' context factory: fresh history, telemetry, tools and adapter per call."""
+
+    def __call__(
+        self,
+        *,
+        state: AgentRuntimeState,
+        auth: AuthSpec,
+        ephemerals: EphemeralSettings,
+        system_prompt: str | None,
+        allowed_tools: tuple[str, ...] | None,
+    ) -> AgentRuntimeContext:
+        """Build one context."""
+        ...
+
+
+class ScopeTools(Protocol):
+    """Adds the tools that need the built scope itself, such as a foreground chat's `task`.
+
+    `names` are the tools it may add: an allow-list may name them, and they are left out of the
+    allow-list the plain registry is narrowed by.
+    """
+
+    @property
+    def names(self) -> frozenset[str]:
+        """Every tool name this may add."""
+        ...
+
+    def bind(
+        self,
+        context: AgentRuntimeContext,
+        *,
+        scopes: ScopeFactory,
+        allowed_tools: tuple[str, ...] | None,
+    ) -> AgentRuntimeContext:
+        """`context`, or a copy whose registry also holds the tools bound to it."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeRequest:
+    """What a caller may choose for a scope; unset fields come from settings."""
+
+    provider: str | None = None
+    model: str | None = None
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    key_file: Path | None = None
+    api_key_env: str | None = None
+    key_variables: tuple[str, ...] | None = None
+    auth_required: bool | None = None
+    session_id: str | None = None
+    model_params: FrozenDict = field(default_factory=FrozenDict)
+    ephemeral_overrides: FrozenDict = field(default_factory=FrozenDict)
+    system_prompt: str | None = None
+    allowed_tools: tuple[str, ...] | None = None
+    subagent_name: str | None = None
+
+    @classmethod
+    def from_preset(cls, preset: Preset, **fields: Any) -> ScopeRequest:
+        """A request for a named OpenAI-compatible endpoint; `fields` override the preset's.
+
+        The key is read only from the preset's own variable: an OpenAI key must never travel
+        to another company's server because a preset's variable was unset.
+        """
+        fields["provider"] = fields.get("provider") or preset.provider
+        fields["base_url"] = fields.get("base_url") or preset.base_url
+        fields["model"] = fields.get("model") or preset.default_model
+        if fields["model"] is None:
+            raise ConfigurationError(
+                f"preset {preset.name!r} serves whatever model the server was started with: "
+                "name it with --model"
+            )
+        fields.setdefault("key_variables", preset.key_variables)
+        fields.setdefault("auth_required", preset.auth_required)
+        return cls.create(**fields)
+
+    @classmethod
+    def create(cls, **fields: Any) -> ScopeRequest:
+        """A request with its mappings frozen and a plain-text key wrapped as a secret."""
+        for name in ("model_params", "ephemeral_overrides"):
+            fields[name] = deep_freeze(fields.get(name) or {})
+        if isinstance(fields.get("api_key"), str):
+            fields["api_key"] = SecretStr(fields["api_key"])
+        return cls(**fields)
+
+
+class ScopeFactory:
+    """Builds foreground and subagent runtime contexts from one settings snapshot.
+
+    `scope_tools`, when given, binds tools to each scope once it is built; it receives this
+    factory, so the `task` tool builds its subagents exactly as its parent was built.
+    """
+
+    __slots__ = ("_build_context", "_scope_tools", "_settings")
+
+    def __init__(
+        self,
+        settings: Settings,
+        build_context: BuildContext,
+        scope_tools: ScopeTools | None = None,
+    ) -> None:
+        self._settings = settings
+        self._build_context = build_context
+        self._scope_tools = scope_tools
+
+    def foreground(self, request: ScopeRequest | None = None) -> AgentRuntimeContext:
+        """A fresh top-level scope: new runtime id, new history, new telemetry binding."""
+        request = request or ScopeRequest()
+        return self._build(request, parent=None, ephemerals=self._settings.ephemeral)
+
+    def subagent(self, request: ScopeRequest, parent: AgentRuntimeContext) -> AgentRuntimeContext:
+        """A fresh child scope of `parent`; the parent is read, never changed."""
+        return self._build(request, parent=parent, ephemerals=parent.ephemerals)
+
+    def _build(
+        self,
+        request: ScopeRequest,
+        *,
+        parent: AgentRuntimeContext | None,
+        ephemerals: EphemeralSettings,
+    ) -> AgentRuntimeContext:
+        provider = request.provider or self._settings.provider
+        section = self._settings.providers.get(provider)
+        auth = AuthSpec.for_provider(
+            provider,
+            api_key=request.api_key or section.api_key,
+            key_file=request.key_file or section.key_file,
+            required=section.auth_required
+            if request.auth_required is None
+            else request.auth_required,
+        )
+        if request.key_variables is not None:
+            auth = dataclasses.replace(auth, env_vars=request.key_variables)
+        if request.api_key_env:
+            auth = dataclasses.replace(auth, env_vars=(request.api_key_env, *auth.env_vars))
+        state = AgentRuntimeState(
+            runtime_id=new_id(),
+            session_id=request.session_id or new_id(),
+            provider=provider,
+            model=request.model or self._settings.model_for(provider),
+            base_url=request.base_url or section.base_url,
+            auth_type=auth.auth_type,
+            model_params=request.model_params,
+            parent_runtime_id=parent.runtime_id if parent else None,
+            subagent_name=request.subagent_name,
+        )
+        context = self._build_context(
+            state=state,
+            auth=auth,
+            ephemerals=ephemerals.with_overrides(request.ephemeral_overrides),
+            system_prompt=request.system_prompt,
+            allowed_tools=self._plain_tools(request.allowed_tools),
+        )
+        if self._scope_tools is None:
+            return context
+        return self._scope_tools.bind(context, scopes=self, allowed_tools=request.allowed_tools)
+
+    def _plain_tools(self, allowed: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        """The allow-list without the names `scope_tools` binds itself."""
+        if allowed is None or self._scope_tools is None:
+            return allowed
+        bound = self._scope_tools.names
+        return tuple(name for name in allowed if name not in bound)

@@ -1,0 +1,171 @@
+"""Telemetry bound to one runtime scope (REQ-STAT6-002.3, REQ-STAT6-003.3).
+
+Every event is enriched with the scope's metadata (session, runtime, provider, model, auth type,
+parent runtime and subagent name) and a timestamp before it reaches the sink. Nothing secret is
+part of the metadata, and error texts pass through `redact_secrets`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+from chatscope.errors import ProviderError, redact_secrets
+from chatscope.services.messages import Usage
+from chatscope.services.runtime.ports import TelemetrySink
+from chatscope.services.runtime.state import AgentRuntimeState
+
+__all__ = ["RecordingSink", "RuntimeTelemetry"]
+
+
+class RuntimeTelemetry:
+    """Emits the scope's events: model calls, tool calls, and history compression."""
+
+    __slots__ = ("_sink", "metadata")
+
+    def __init__(self, sink: TelemetrySink, state: AgentRuntimeState) -> None:
+        self._sink = sink
+        self.metadata: Mapping[str, str | None] = MappingProxyType(
+            {
+                "session_id": state.session_id,
+                "runtime_id": state.runtime_id,
+                "parent_runtime_id": state.parent_runtime_id,
+                "subagent_name": state.subagent_name,
+                "provider": state.provider,
+                "model": state.model,
+                "auth_type": str(state.auth_type),
+            }
+        )
+
+    def api_request(self, *, message_count: int, tool_count: int, attempt: int = 1) -> None:
+        """A model call is about to be sent."""
+        self._emit(
+            "api_request", message_count=message_count, tool_count=tool_count, attempt=attempt
+        )
+
+    def api_response(
+        self,
+        *,
+        duration_ms: float,
+        usage: Usage,
+        finish_reason: str,
+        attempt: int = 1,
+        time_to_first_token_ms: float | None = None,
+    ) -> None:
+        """A model call completed."""
+        self._emit(
+            "api_response",
+            duration_ms=round(duration_ms, 3),
+            time_to_first_token_ms=_rounded(time_to_first_token_ms),
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_tokens=usage.cached_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            finish_reason=finish_reason,
+            attempt=attempt,
+        )
+
+    def api_error(self, *, duration_ms: float, error: BaseException, attempt: int = 1) -> None:
+        """A model call failed (possibly to be retried)."""
+        category = getattr(error, "category", None)
+        self._emit(
+            "api_error",
+            duration_ms=round(duration_ms, 3),
+            error_type=type(error).__name__,
+            error=redact_secrets(str(error)),
+            category=str(category) if category is not None else None,
+            status=error.status if isinstance(error, ProviderError) else None,
+            retryable=error.retryable if isinstance(error, ProviderError) else False,
+            attempt=attempt,
+        )
+
+    def tool_call(
+        self, *, name: str, call_id: str, duration_ms: float, error: str | None = None
+    ) -> None:
+        """A tool ran; `error` is set when it failed."""
+        self._emit(
+            "tool_call",
+            tool_name=name,
+            call_id=call_id,
+            duration_ms=round(duration_ms, 3),
+            success=error is None,
+            error=redact_secrets(error) if error else None,
+        )
+
+    def history_compressed(
+        self,
+        *,
+        tokens_before: int,
+        tokens_after: int,
+        messages_before: int,
+        messages_after: int,
+        summarised_messages: int,
+        duration_ms: float,
+    ) -> None:
+        """The middle of history was replaced by a summary (`tokens_after` is projected)."""
+        self._emit(
+            "history_compressed",
+            tokens_before=tokens_before,
+            tokens_after=tokens_after,
+            messages_before=messages_before,
+            messages_after=messages_after,
+            summarised_messages=summarised_messages,
+            duration_ms=round(duration_ms, 3),
+        )
+
+    def compression_failed(
+        self, *, duration_ms: float, error: BaseException, retry_after_turns: int
+    ) -> None:
+        """Summarising failed; history is unchanged and compression waits before trying again."""
+        self._emit(
+            "compression_failed",
+            duration_ms=round(duration_ms, 3),
+            error_type=type(error).__name__,
+            error=redact_secrets(str(error)),
+            retry_after_turns=retry_after_turns,
+        )
+
+    def compression_skipped(
+        self, *, reason: str, tokens: int, threshold_tokens: int, retry_after_turns: int = 0
+    ) -> None:
+        """History was over the threshold but stays as it is, for `reason`."""
+        self._emit(
+            "compression_skipped",
+            reason=reason,
+            tokens=tokens,
+            threshold_tokens=threshold_tokens,
+            retry_after_turns=retry_after_turns,
+        )
+
+    def _emit(self, event: str, **fields: Any) -> None:
+        if not self._sink.wants(event):
+            return  # a sink that would drop the event is not handed one: turns stay cheap
+        timestamp = datetime.now(UTC).isoformat()
+        self._sink.emit(event, {**self.metadata, "timestamp": timestamp, **fields})
+
+
+def _rounded(value: float | None) -> float | None:
+    return round(value, 3) if value is not None else None
+
+
+class RecordingSink:
+    """Keeps events in a list: for tests, and for embedding apps that forward them elsewhere."""
+
+    __slots__ = ("events",)
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def wants(self, event: str) -> bool:
+        """Every event is recorded."""
+        return True
+
+    def emit(self, event: str, fields: Mapping[str, Any]) -> None:
+        """Record one event."""
+        self.events.append((event, dict(fields)))
+
+    def named(self, event: str) -> list[dict[str, Any]]:
+        """The fields of every recorded event called `event`."""
+        return [fields for name, fields in self.events if name == event]

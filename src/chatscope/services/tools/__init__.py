@@ -1,0 +1,1 @@
+"""Tools as the services see them: the `Tool` port, its declaration, and the per-scope registry."""
