@@ -1,0 +1,276 @@
+"""How an Anthropic Messages answer, an event stream or one JSON body, becomes chatscope's events.
+
+Every per-call value lives in a `StreamState` that dies with the call. Content travels only in
+`content_block_*` events; other unknown event types are skipped, as Anthropic adds them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from chatscope.errors import (
+    AuthenticationFailedError,
+    ErrorCategory,
+    InvalidRequestError,
+    ModelNotFoundError,
+    ProviderError,
+    RateLimitError,
+    ServerError,
+    StreamProtocolError,
+)
+from chatscope.services.events import (
+    FinishEvent,
+    FinishReason,
+    ProviderEvent,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallEvent,
+    UsageEvent,
+)
+from chatscope.services.messages import ToolCallBlock, Usage
+
+__all__ = ["StreamState", "process_event", "process_response"]
+
+_NO_EVENTS: tuple[ProviderEvent, ...] = ()
+
+_STOP_REASONS: Mapping[str, FinishReason] = MappingProxyType(
+    {
+        "end_turn": FinishReason.STOP,
+        "stop_sequence": FinishReason.STOP,
+        "max_tokens": FinishReason.LENGTH,
+        "model_context_window_exceeded": FinishReason.LENGTH,
+        "tool_use": FinishReason.TOOL_CALLS,
+        "refusal": FinishReason.CONTENT_FILTER,
+    }
+)
+
+# Content only travels in `content_block_*` events, whose unknown block and delta types raise, as
+# does an unknown `content_block_*` event: a new kind of content never vanishes unnoticed. Other
+# unknown event types are skipped, as Anthropic says new ones may appear at any time.
+_CONTENT_EVENT_PREFIX = "content_block"
+
+_SSE_ERRORS: Mapping[str, tuple[type[ProviderError], ErrorCategory]] = MappingProxyType(
+    {
+        "invalid_request_error": (InvalidRequestError, ErrorCategory.INVALID_REQUEST),
+        "request_too_large": (InvalidRequestError, ErrorCategory.CONTEXT_LENGTH),
+        "authentication_error": (AuthenticationFailedError, ErrorCategory.AUTHENTICATION),
+        "permission_error": (AuthenticationFailedError, ErrorCategory.PERMISSION),
+        "not_found_error": (ModelNotFoundError, ErrorCategory.NOT_FOUND),
+        "rate_limit_error": (RateLimitError, ErrorCategory.RATE_LIMIT),
+        "overloaded_error": (ServerError, ErrorCategory.OVERLOADED),
+        "api_error": (ServerError, ErrorCategory.SERVER),
+    }
+)
+
+
+def _malformed(exc: Exception, provider: str) -> StreamProtocolError:
+    """A payload that is not JSON, or not the documented shape, is the provider's fault."""
+    return StreamProtocolError(
+        f"malformed response ({type(exc).__name__}: {exc})", provider=provider
+    )
+
+
+@dataclass(slots=True)
+class _PendingCall:
+    """A tool call whose `input_json_delta` fragments are still arriving."""
+
+    id: str
+    name: str
+    initial_input: Mapping[str, Any]
+    fragments: list[str] = field(default_factory=list)
+
+    def complete(self, provider: str) -> ToolCallBlock:
+        text = "".join(self.fragments)
+        arguments = _parse_arguments(text, self.name, provider) if text else self.initial_input
+        return ToolCallBlock.create(self.id, self.name, arguments, provider=provider)
+
+
+@dataclass(slots=True)
+class StreamState:
+    """What one streamed response has said so far; created per call, never shared."""
+
+    provider: str
+    usage: dict[str, Any] = field(default_factory=dict)
+    calls: dict[int, _PendingCall] = field(default_factory=dict)
+    stop_reason: str | None = None
+    finished: bool = False
+
+
+def process_event(state: StreamState, data: str) -> tuple[ProviderEvent, ...]:
+    try:
+        payload = json.loads(data)
+        kind = payload["type"]
+        if kind == "content_block_delta" and payload["delta"]["type"] == "text_delta":
+            return (TextDelta(payload["delta"]["text"]),)  # the hot path, kept to one call
+        return _EVENT_HANDLERS.get(kind, _on_other)(state, payload)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise _malformed(exc, state.provider) from exc
+
+
+Handler = Callable[[StreamState, Mapping[str, Any]], tuple[ProviderEvent, ...]]
+
+
+def _on_message_start(state: StreamState, payload: Mapping[str, Any]) -> tuple[ProviderEvent, ...]:
+    _merge_usage(state, payload["message"].get("usage"))
+    return _NO_EVENTS
+
+
+def _on_block_start(state: StreamState, payload: Mapping[str, Any]) -> tuple[ProviderEvent, ...]:
+    block = payload["content_block"]
+    kind = block["type"]
+    if kind == "text":
+        return (TextDelta(block["text"]),) if block["text"] else _NO_EVENTS
+    if kind == "thinking":
+        return (ThinkingDelta(block["thinking"]),) if block["thinking"] else _NO_EVENTS
+    if kind == "redacted_thinking":
+        return (ThinkingDelta("", redacted_data=block["data"]),)
+    if kind == "tool_use":
+        pending = _PendingCall(block["id"], block["name"], block.get("input") or {})
+        state.calls[payload["index"]] = pending
+        return _NO_EVENTS
+    raise _unsupported(f"content block type {kind!r}", state.provider)
+
+
+def _on_delta(state: StreamState, payload: Mapping[str, Any]) -> tuple[ProviderEvent, ...]:
+    delta = payload["delta"]
+    kind = delta["type"]
+    if kind == "thinking_delta":
+        return (ThinkingDelta(delta["thinking"]),)
+    if kind == "input_json_delta":
+        state.calls[payload["index"]].fragments.append(delta["partial_json"])
+        return _NO_EVENTS
+    if kind == "signature_delta":
+        # It arrives as the thinking block's last delta: it closes the block.
+        return (ThinkingDelta("", signature=delta["signature"]),)
+    raise _unsupported(f"delta type {kind!r}", state.provider)
+
+
+def _on_block_stop(state: StreamState, payload: Mapping[str, Any]) -> tuple[ProviderEvent, ...]:
+    pending = state.calls.pop(payload["index"], None)
+    if pending is None:
+        return _NO_EVENTS
+    return (ToolCallEvent(pending.complete(state.provider)),)
+
+
+def _on_message_delta(state: StreamState, payload: Mapping[str, Any]) -> tuple[ProviderEvent, ...]:
+    state.stop_reason = payload["delta"].get("stop_reason") or state.stop_reason
+    _merge_usage(state, payload.get("usage"))
+    return _NO_EVENTS
+
+
+def _on_message_stop(state: StreamState, payload: Mapping[str, Any]) -> tuple[ProviderEvent, ...]:
+    state.finished = True
+    return (UsageEvent(_usage(state.usage)), _finish(state.stop_reason))
+
+
+def _on_error(state: StreamState, payload: Mapping[str, Any]) -> tuple[ProviderEvent, ...]:
+    raise _stream_error(payload.get("error") or {}, state.provider)
+
+
+def _on_other(state: StreamState, payload: Mapping[str, Any]) -> tuple[ProviderEvent, ...]:
+    """`ping` and event types added after this adapter: nothing a conversation needs."""
+    if str(payload["type"]).startswith(_CONTENT_EVENT_PREFIX):
+        raise _unsupported(f"event type {payload['type']!r}", state.provider)
+    return _NO_EVENTS
+
+
+_EVENT_HANDLERS: Mapping[str, Handler] = MappingProxyType(
+    {
+        "content_block_delta": _on_delta,
+        "content_block_start": _on_block_start,
+        "content_block_stop": _on_block_stop,
+        "message_start": _on_message_start,
+        "message_delta": _on_message_delta,
+        "message_stop": _on_message_stop,
+        "error": _on_error,
+    }
+)
+
+
+def _merge_usage(state: StreamState, usage: Mapping[str, Any] | None) -> None:
+    """`message_delta` usage is cumulative, so later counts replace earlier ones, never add."""
+    if usage:
+        state.usage.update((key, value) for key, value in usage.items() if value is not None)
+
+
+def process_response(body: bytes, provider: str) -> list[ProviderEvent]:
+    """A whole (non-streamed) message, mapped to the events a stream of it would give."""
+    try:
+        payload = json.loads(body)
+        if payload.get("type") == "error":
+            raise _stream_error(payload.get("error") or {}, provider)
+        events = [
+            event
+            for block in payload["content"]
+            for event in _response_block_events(block, provider)
+        ]
+        events.append(UsageEvent(_usage(payload.get("usage") or {})))
+        events.append(_finish(payload.get("stop_reason")))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise _malformed(exc, provider) from exc
+    return events
+
+
+def _response_block_events(block: Mapping[str, Any], provider: str) -> tuple[ProviderEvent, ...]:
+    kind = block["type"]
+    if kind == "text":
+        return (TextDelta(block["text"]),)
+    if kind == "thinking":
+        return (ThinkingDelta(block["thinking"]), ThinkingDelta("", signature=block["signature"]))
+    if kind == "redacted_thinking":
+        return (ThinkingDelta("", redacted_data=block["data"]),)
+    if kind == "tool_use":
+        arguments = block.get("input") or {}
+        call = ToolCallBlock.create(block["id"], block["name"], arguments, provider=provider)
+        return (ToolCallEvent(call),)
+    raise _unsupported(f"content block type {kind!r}", provider)
+
+
+def _usage(raw: Mapping[str, Any]) -> Usage:
+    """Input counts cache reads and writes too, as other providers' prompt counts do.
+
+    Anthropic's `input_tokens` is only the uncached part of the prompt.
+    """
+    cache_read = raw.get("cache_read_input_tokens") or 0
+    cache_write = raw.get("cache_creation_input_tokens") or 0
+    return Usage(
+        input_tokens=(raw.get("input_tokens") or 0) + cache_read + cache_write,
+        output_tokens=raw.get("output_tokens") or 0,
+        cached_tokens=cache_read,
+    )
+
+
+def _finish(stop_reason: str | None) -> FinishEvent:
+    reason = _STOP_REASONS.get(stop_reason or "", FinishReason.OTHER)
+    return FinishEvent(reason, raw=stop_reason)
+
+
+def _parse_arguments(text: str, name: str, provider: str) -> Mapping[str, Any]:
+    try:
+        arguments = json.loads(text)
+    except ValueError as exc:
+        raise StreamProtocolError(
+            f"arguments of tool call {name!r} are not valid JSON: {exc}", provider=provider
+        ) from exc
+    if not isinstance(arguments, dict):
+        raise StreamProtocolError(
+            f"arguments of tool call {name!r} are not a JSON object", provider=provider
+        )
+    return arguments
+
+
+def _stream_error(error: Mapping[str, Any], provider: str) -> ProviderError:
+    """An `error` event arrives after a 200 status, so it carries no HTTP status of its own."""
+    kind, category = _SSE_ERRORS.get(str(error.get("type")), (ServerError, ErrorCategory.SERVER))
+    message = str(error.get("message") or error.get("type") or "unknown stream error")
+    return kind(message, provider=provider, category=category)
+
+
+def _unsupported(what: str, provider: str) -> StreamProtocolError:
+    return StreamProtocolError(
+        f"unsupported {what}: chatscope cannot represent it", provider=provider
+    )
