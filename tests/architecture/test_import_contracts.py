@@ -2,7 +2,9 @@
 
 `[tool.importlinter]` states the layer rules of docs/architecture.md (services depend on
 ports, adapters never import containers or the CLI, config is plain data, only containers
-and the CLI compose). CI runs `lint-imports`; this test runs the same contracts in the suite,
+and the CLI compose) and the seams between sibling rooms (a provider adapter never imports
+storage, the chat loop never imports history or subagents, other rooms use the chat loop
+through its public names). CI runs `lint-imports`; this test runs the same contracts in the suite,
 then proves every contract bites: a throw-away package with the same layout and exactly one
 forbidden import must break exactly the contract that forbids it.
 """
@@ -35,11 +37,22 @@ def test_chatscope_keeps_every_import_contract() -> None:
 
 
 def test_there_is_a_contract_for_every_layer_rule() -> None:
-    """Services, adapters, config, containers and errors each have their contract."""
+    """Every layer, every room of services and adapters, and the shared vocabulary has one."""
     sources = {module for contract in CONTRACTS for module in contract["source_modules"]}
     assert sources == {
         "chatscope.services",
+        "chatscope.services.frozen",
+        "chatscope.services.messages",
+        "chatscope.services.events",
+        "chatscope.services.tools",
+        "chatscope.services.runtime",
+        "chatscope.services.chat",
+        "chatscope.services.history",
+        "chatscope.services.subagents",
         "chatscope.adapters",
+        "chatscope.adapters.providers",
+        "chatscope.adapters.storage",
+        "chatscope.adapters.tools",
         "chatscope.config",
         "chatscope.containers",
         "chatscope.errors",
@@ -71,15 +84,13 @@ def _fake(module: str) -> str:
 
 
 def _write_layout(base: Path) -> None:
-    """An empty package with chatscope's top-level layout: same packages, same modules."""
-    (base / FAKE).mkdir()
-    (base / FAKE / "__init__.py").write_text("", encoding="utf-8")
-    for child in PACKAGE.iterdir():
-        if child.is_dir() and (child / "__init__.py").exists():
-            (base / FAKE / child.name).mkdir()
-            (base / FAKE / child.name / "__init__.py").write_text("", encoding="utf-8")
-        elif child.suffix == ".py" and child.name != "__init__.py":
-            (base / FAKE / child.name).write_text("", encoding="utf-8")
+    """An empty package with chatscope's layout: the same packages and modules, at every depth."""
+    for source in PACKAGE.rglob("*.py"):
+        if "__pycache__" in source.parts:
+            continue
+        target = base / FAKE / source.relative_to(PACKAGE)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("", encoding="utf-8")
 
 
 def _add_import(base: Path, source: str, imported: str) -> None:
