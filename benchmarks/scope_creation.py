@@ -19,8 +19,9 @@ from chatscope.config.settings import ExplicitSettings, Settings
 from chatscope.containers import ApplicationContainer, RuntimeScopeContainer
 from chatscope.services.chat.retry import RetryPolicy
 from chatscope.services.chat.session import ChatSession
-from chatscope.services.history.compression import HistoryCompressor, ModelSummariser
+from chatscope.services.history.compression import HistoryCompressor
 from chatscope.services.history.memory import InMemoryHistory
+from chatscope.services.history.summariser import ModelSummariser
 from chatscope.services.runtime.auth import AuthResolver, AuthSpec
 from chatscope.services.runtime.context import ProviderCatalog, create_agent_runtime_context
 from chatscope.services.runtime.state import AgentRuntimeState, new_id

@@ -14,7 +14,8 @@ from chatscope.config.settings import CompressionSettings
 from chatscope.containers import ApplicationContainer
 from chatscope.errors import InvalidRequestError
 from chatscope.services.chat.session import ChatSession
-from chatscope.services.history.compression import SUMMARY_SYSTEM_PROMPT, HistoryCompressor
+from chatscope.services.history.compression import HistoryCompressor
+from chatscope.services.history.summariser import SUMMARY_SYSTEM_PROMPT
 from chatscope.services.messages import Message, Usage, estimate_tokens
 from chatscope.services.runtime.context import AgentRuntimeContext
 from chatscope.services.runtime.invocation import ModelInvocation

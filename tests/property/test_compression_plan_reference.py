@@ -12,7 +12,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatscope.services.history.compression import CompressionPlan, message_tokens, plan_compression
+from chatscope.services.history.plan import CompressionPlan, message_tokens, plan_compression
 from chatscope.services.messages import Message, Role
 from tests.support.histories import messy_histories, reply, user, well_paired_histories
 

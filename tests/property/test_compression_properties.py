@@ -10,16 +10,15 @@ from hypothesis import strategies as st
 from chatscope.config.settings import CompressionSettings
 from chatscope.errors import ServerError
 from chatscope.services.chat.tool_pairs import is_well_paired
-from chatscope.services.history.compression import (
+from chatscope.services.history.compression import CompressionStatus, HistoryCompressor
+from chatscope.services.history.plan import (
     CompressionPlan,
-    CompressionStatus,
-    HistoryCompressor,
     compressed_history,
     message_tokens,
     plan_compression,
-    render_transcript,
     threshold_tokens,
 )
+from chatscope.services.history.summariser import render_transcript
 from chatscope.services.messages import Message, Role, TextBlock, estimate_tokens
 from chatscope.services.runtime.context import AgentRuntimeContext
 from chatscope.services.runtime.telemetry import RecordingSink

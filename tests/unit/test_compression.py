@@ -12,19 +12,23 @@ from chatscope.errors import InvalidRequestError, ServerError
 from chatscope.services.chat.tool_pairs import INTERRUPTED_CALL_ERROR
 from chatscope.services.events import FinishReason, ProviderEvent
 from chatscope.services.history.compression import (
-    SUMMARY_ACKNOWLEDGEMENT,
-    SUMMARY_INTRO,
-    SUMMARY_SYSTEM_PROMPT,
     CompressionOutcome,
     CompressionStatus,
     HistoryCompressor,
-    ModelSummariser,
-    SummaryError,
-    compressed_history,
-    plan_compression,
-    render_transcript,
 )
 from chatscope.services.history.memory import InMemoryHistory
+from chatscope.services.history.plan import (
+    SUMMARY_ACKNOWLEDGEMENT,
+    SUMMARY_INTRO,
+    compressed_history,
+    plan_compression,
+)
+from chatscope.services.history.summariser import (
+    SUMMARY_SYSTEM_PROMPT,
+    ModelSummariser,
+    SummaryError,
+    render_transcript,
+)
 from chatscope.services.messages import (
     Message,
     Role,

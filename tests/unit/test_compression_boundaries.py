@@ -13,11 +13,13 @@ from hypothesis import strategies as st
 
 from chatscope.config.settings import CompressionSettings
 from chatscope.services.history.compression import (
-    SUMMARY_ACKNOWLEDGEMENT,
-    SUMMARY_INTRO,
     CompressionOutcome,
     CompressionStatus,
     HistoryCompressor,
+)
+from chatscope.services.history.plan import (
+    SUMMARY_ACKNOWLEDGEMENT,
+    SUMMARY_INTRO,
     compressed_history,
     plan_compression,
 )

@@ -19,12 +19,8 @@ from chatscope.config.settings import ExplicitSettings
 from chatscope.errors import AuthenticationRequiredError, RateLimitError, ServerError
 from chatscope.services.chat.retry import RetryPolicy
 from chatscope.services.events import FinishReason
-from chatscope.services.history.compression import (
-    HistoryCompressor,
-    ModelSummariser,
-    SummaryError,
-    render_transcript,
-)
+from chatscope.services.history.compression import HistoryCompressor
+from chatscope.services.history.summariser import ModelSummariser, SummaryError, render_transcript
 from chatscope.services.messages import Message, Role, TextBlock, ToolResultBlock
 from chatscope.services.runtime.auth import AuthResolver
 from chatscope.services.runtime.context import AgentRuntimeContext, ProviderCatalog

@@ -16,7 +16,7 @@ from chatscope.containers.runtime import RuntimeScopeContainer
 from chatscope.containers.storage import StorageContainer
 from chatscope.containers.tools import ToolsContainer
 from chatscope.services.chat import RetryPolicy
-from chatscope.services.history.compression import ModelSummariser
+from chatscope.services.history.summariser import ModelSummariser
 from chatscope.services.runtime.auth import AuthResolver
 from chatscope.services.subagents.task_tools import profiles_by_name, tool_names
 

@@ -12,8 +12,9 @@ from chatscope.adapters.storage.sql_history import SqlHistoryStore
 from chatscope.config.settings import CompressionSettings, Settings
 from chatscope.services.chat.retry import RetryPolicy
 from chatscope.services.chat.session import ChatSession
-from chatscope.services.history.compression import HistoryCompressor, Summariser
+from chatscope.services.history.compression import HistoryCompressor
 from chatscope.services.history.memory import InMemoryHistory
+from chatscope.services.history.summariser import Summariser
 from chatscope.services.runtime.auth import AuthResolver
 from chatscope.services.runtime.context import ProviderCatalog, open_scope_context
 from chatscope.services.runtime.ports import TelemetrySink
