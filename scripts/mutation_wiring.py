@@ -43,7 +43,13 @@ from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "chatscope"
-CONTAINER_MODULES = ("containers/adapters.py", "containers/application.py", "containers/runtime.py")
+CONTAINER_MODULES = (
+    "containers/providers.py",
+    "containers/storage.py",
+    "containers/tools.py",
+    "containers/application.py",
+    "containers/runtime.py",
+)
 # Every in-process test that builds the application, most direct first: with -x the first
 # failure ends a killed mutant's run. The CLI tests (a process each) are left out for speed.
 TESTS = (
