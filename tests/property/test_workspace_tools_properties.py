@@ -15,15 +15,11 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from chatscope.adapters.tools.workspace import (
-    GlobTool,
-    ListDirectoryTool,
-    ReadFileTool,
-    SearchFileContentTool,
-    Workspace,
-    WriteFileTool,
-    build_workspace_tools,
-)
+from chatscope.adapters.tools.files import ListDirectoryTool, ReadFileTool
+from chatscope.adapters.tools.sandbox import Workspace
+from chatscope.adapters.tools.search import GlobTool, SearchFileContentTool
+from chatscope.adapters.tools.workspace import build_workspace_tools
+from chatscope.adapters.tools.write import WriteFileTool
 from chatscope.errors import ToolError, WorkspaceEscapeError
 from chatscope.services.messages import ToolCallBlock
 from chatscope.services.tools.ports import Tool

@@ -8,15 +8,11 @@ from typing import Any
 
 import pytest
 
-from chatscope.adapters.tools.workspace import (
-    GlobTool,
-    ListDirectoryTool,
-    ReadFileTool,
-    SearchFileContentTool,
-    Workspace,
-    WriteFileTool,
-    build_workspace_tools,
-)
+from chatscope.adapters.tools.files import ListDirectoryTool, ReadFileTool
+from chatscope.adapters.tools.sandbox import Workspace
+from chatscope.adapters.tools.search import GlobTool, SearchFileContentTool
+from chatscope.adapters.tools.workspace import build_workspace_tools
+from chatscope.adapters.tools.write import WriteFileTool
 from chatscope.errors import ConfigurationError, ToolError, WorkspaceEscapeError
 from chatscope.services.frozen import FrozenDict
 from chatscope.services.messages import ToolCallBlock
