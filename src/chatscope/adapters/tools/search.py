@@ -33,7 +33,6 @@ from chatscope.services.tools.ports import ToolDeclaration
 __all__ = ["GlobTool", "SearchFileContentTool"]
 
 _MAX_LINE_CHARS = 500
-_GLOB_MAGIC = re.compile(r"[*?\[]")
 
 
 class GlobTool:
