@@ -6,13 +6,19 @@ import asyncio
 from collections.abc import Awaitable
 from pathlib import Path
 
-from dependency_injector import providers
+import pytest
+from dependency_injector import errors, providers
 from hypothesis import given
 from hypothesis import strategies as st
 
 from chatscope.adapters.providers.demo import DemoProvider
-from chatscope.config.settings import ExplicitSettings
-from chatscope.containers import ApplicationContainer
+from chatscope.config.settings import ExplicitSettings, HttpSettings
+from chatscope.containers import (
+    ApplicationContainer,
+    ModelProvidersContainer,
+    StorageContainer,
+    ToolsContainer,
+)
 from chatscope.services.runtime.invocation import ModelInvocation
 from chatscope.services.runtime.scopes import ScopeRequest
 from chatscope.testing import FunctionProvider, ScriptedProvider, ScriptedReply, build_test_app
@@ -180,3 +186,31 @@ def test_each_chat_gets_its_own_compressor_around_the_one_summariser(tmp_path: P
     assert compressors[0] is not compressors[1]
     assert compressors[0]._summarise is compressors[1]._summarise is app.summariser()
     assert compressors[0]._settings.failure_cooldown_turns == 7
+
+
+def test_each_concern_container_declares_its_inputs(tmp_path: Path) -> None:
+    """Every inner container names what it needs: unset inputs fail, given inputs complete it."""
+    for container in (ModelProvidersContainer(), StorageContainer(), ToolsContainer()):
+        with pytest.raises(errors.Error, match="has undefined dependencies"):
+            container.check_dependencies()
+    ModelProvidersContainer(http=HttpSettings()).check_dependencies()
+    StorageContainer(
+        data_dir=tmp_path, database_url=None, history_backend="memory"
+    ).check_dependencies()
+    ToolsContainer(workspace=tmp_path).check_dependencies()
+
+
+async def test_each_concern_container_works_alone_from_its_own_inputs(tmp_path: Path) -> None:
+    """Providers, storage and tools are usable without the application around them."""
+    models = ModelProvidersContainer(http=HttpSettings(max_connections=3))
+    adapter = models.catalog().create("openai")
+    assert adapter.name == "openai"
+    assert adapter._client is models.http_client()  # type: ignore[attr-defined]
+    storage = StorageContainer(data_dir=tmp_path, database_url=None, history_backend="memory")
+    engine = storage.engine()
+    assert engine.url.database == str(tmp_path / "chatscope.db")
+    await engine.dispose()
+    tools = ToolsContainer(workspace=tmp_path).workspace_tools()
+    (tmp_path / "note.txt").write_text("hello", encoding="utf-8")
+    [read_file] = [tool for tool in tools if tool.declaration.name == "read_file"]
+    assert "hello" in await read_file.run({"path": "note.txt"})
