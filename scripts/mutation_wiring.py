@@ -53,13 +53,13 @@ CONTAINER_MODULES = (
 # Every in-process test that builds the application, most direct first: with -x the first
 # failure ends a killed mutant's run. The CLI tests (a process each) are left out for speed.
 TESTS = (
-    "tests/integration/test_container_wiring.py",
-    "tests/integration/test_containers.py",
-    "tests/integration/test_isolation_over_http.py",
-    "tests/integration/test_faults.py",
-    "tests/integration/test_sessions_containers.py",
+    "tests/integration/containers/test_container_wiring.py",
+    "tests/integration/containers/test_containers.py",
+    "tests/integration/containers/test_isolation_over_http.py",
+    "tests/integration/containers/test_faults.py",
+    "tests/integration/sessions/test_sessions_containers.py",
     "tests/integration/test_compression_flow.py",
-    "tests/unit/test_task.py",
+    "tests/unit/subagents/test_task.py",
 )
 LIFETIMES = {"Factory": "Singleton", "Singleton": "Factory"}
 CALLABLE_FIRST = frozenset({"Factory", "Singleton", "Callable", "Resource", "Container"})

@@ -18,7 +18,7 @@ from chatscope.errors import ConfigurationError, ProfileError
 from tests.support.profiles import write_profile
 
 TOOLS = ("read_file", "list_directory", "glob", "search_file_content", "write_file")
-REPO_PROFILES = Path(__file__).resolve().parents[2] / "config" / "profiles"
+REPO_PROFILES = Path(__file__).resolve().parents[3] / "config" / "profiles"
 
 
 def _valid(**overrides: Any) -> dict[str, Any]:

@@ -42,7 +42,7 @@ from chatscope.services.messages import Message, Role, TextBlock, Usage
 from tests.support.databases import DATABASE_BACKENDS, engine_for, fresh_database, migrated_engine
 from tests.support.history_writer import turn_messages
 
-WRITER = Path(__file__).parents[1] / "support" / "history_writer.py"
+WRITER = Path(__file__).parents[2] / "support" / "history_writer.py"
 
 
 @pytest.fixture(params=DATABASE_BACKENDS)
