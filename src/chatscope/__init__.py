@@ -20,7 +20,7 @@ from chatscope.errors import (
     ToolError,
     UnknownSessionError,
 )
-from chatscope.services.chat.session import ChatSession
+from chatscope.services.chat import ChatSession
 from chatscope.services.events import (
     ChatEvent,
     CompletedTurn,

@@ -10,8 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chatscope.adapters.storage.sql_history import SqlHistoryStore
 from chatscope.config.settings import CompressionSettings, Settings
-from chatscope.services.chat.retry import RetryPolicy
-from chatscope.services.chat.session import ChatSession
+from chatscope.services.chat import ChatSession, RetryPolicy
 from chatscope.services.history.compression import HistoryCompressor
 from chatscope.services.history.memory import InMemoryHistory
 from chatscope.services.history.summariser import Summariser
