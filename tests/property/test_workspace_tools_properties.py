@@ -23,7 +23,7 @@ from chatscope.adapters.tools.write import WriteFileTool
 from chatscope.errors import ToolError, WorkspaceEscapeError
 from chatscope.services.messages import ToolCallBlock
 from chatscope.services.tools.ports import Tool
-from chatscope.services.tools.registry import ToolRegistry
+from chatscope.services.tools.registry import ToolPolicy, ToolRegistry
 
 TOOL_NAMES = ("read_file", "list_directory", "glob", "search_file_content", "write_file")
 SECRET = "needle OUTSIDE"
@@ -44,6 +44,8 @@ non_strings = st.one_of(
     st.lists(st.text(max_size=3), max_size=2),
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
 )
+
+ALL = frozenset({"*"})
 
 
 @contextmanager
@@ -241,7 +243,7 @@ def test_registry_reports_escapes_as_results(name: str, kind: str, data: st.Data
             path = data.draw(dotdot_escapes())
         else:
             path = escaping_path(kind, root, data.draw(st.lists(names, max_size=3)))
-        registry = ToolRegistry(build_workspace_tools(root))
+        registry = ToolRegistry(build_workspace_tools(root), policy=ToolPolicy(auto_approve=ALL))
         result = asyncio.run(registry.run(ToolCallBlock.create("c", name, aimed_at(name, path))))
         assert result.error is not None
         assert str(root) in result.error

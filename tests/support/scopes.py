@@ -17,13 +17,15 @@ from chatscope.services.runtime.context import (
     AgentRuntimeContext,
     ProviderCatalog,
     create_agent_runtime_context,
+    tool_context_of,
 )
 from chatscope.services.runtime.ports import ModelProvider
 from chatscope.services.runtime.scopes import ScopeFactory
 from chatscope.services.runtime.state import AgentRuntimeState
 from chatscope.services.runtime.telemetry import RecordingSink
 from chatscope.services.tools.ports import Tool
-from chatscope.services.tools.registry import ToolRegistry
+from chatscope.services.tools.registry import ToolPolicy, ToolRegistry
+from chatscope.services.tools.toolset import ToolSelection, assemble_tools
 
 FAST_RETRY = RetryPolicy(initial_delay=0.001, max_delay=0.002, first_byte_timeout=5.0)
 
@@ -34,16 +36,18 @@ def make_context(
     sink: RecordingSink | None = None,
     tools: tuple[Tool, ...] = (),
     api_key: str | None = None,
+    policy: ToolPolicy | None = None,
     **state: Any,
 ) -> AgentRuntimeContext:
     """A context around `provider` with fresh history and a recording sink."""
     state.setdefault("model", "test-model")
+    runtime_state = AgentRuntimeState.create(provider=provider.name, **state)
     return create_agent_runtime_context(
-        state=AgentRuntimeState.create(provider=provider.name, **state),
+        state=runtime_state,
         history=InMemoryHistory(),
         telemetry_sink=sink if sink is not None else RecordingSink(),
         providers=ProviderCatalog.of(provider),
-        tools=ToolRegistry(tools),
+        tools=ToolRegistry(tools, caller=tool_context_of(runtime_state), policy=policy),
         auth=AuthSpec(provider.name, SecretStr(api_key) if api_key else None, required=False),
         ephemerals=EphemeralSettings(),
     )
@@ -61,12 +65,13 @@ def make_scope_factory(
     """A `ScopeFactory` whose contexts are assembled by hand, as the containers would."""
     catalog = ProviderCatalog.of(*providers)
 
-    def build_context(**parts: Any) -> AgentRuntimeContext:
+    def build_context(*, tool_selection: ToolSelection, **parts: Any) -> AgentRuntimeContext:
+        caller = tool_context_of(parts["state"])
         return create_agent_runtime_context(
             history=InMemoryHistory(),
             telemetry_sink=sink,
             providers=catalog,
-            tools=ToolRegistry(),
+            tools=assemble_tools(caller=caller, selection=tool_selection),
             **parts,
         )
 

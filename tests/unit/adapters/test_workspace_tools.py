@@ -17,9 +17,11 @@ from chatscope.errors import ConfigurationError, ToolError, WorkspaceEscapeError
 from chatscope.services.frozen import FrozenDict
 from chatscope.services.messages import ToolCallBlock
 from chatscope.services.tools.ports import Tool
-from chatscope.services.tools.registry import ToolRegistry
+from chatscope.services.tools.registry import ToolPolicy, ToolRegistry
 
 TOOL_NAMES = ("read_file", "list_directory", "glob", "search_file_content", "write_file")
+
+APPROVE_ALL = ToolPolicy(auto_approve=frozenset({"*"}))
 
 
 @pytest.fixture
@@ -570,7 +572,7 @@ async def test_every_tool_refuses_escapes(root: Path, kind: str) -> None:
 @pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink"])
 async def test_registry_turns_escapes_into_error_results(root: Path, kind: str) -> None:
     """Through `ToolRegistry` an escape becomes an error result for the model, not an exception."""
-    registry = ToolRegistry(build_workspace_tools(root))
+    registry = ToolRegistry(build_workspace_tools(root), policy=APPROVE_ALL)
     path = escape_paths(root)[kind]
     for name in TOOL_NAMES:
         call = ToolCallBlock.create(f"call-{name}", name, escape_arguments(name, path))
@@ -580,9 +582,20 @@ async def test_registry_turns_escapes_into_error_results(root: Path, kind: str) 
         assert "outside the workspace root" in result.error, name
 
 
+async def test_write_file_is_refused_without_approval(root: Path) -> None:
+    """`write_file` needs approval: with no approver and no auto-approval, nothing is written."""
+    registry = ToolRegistry(build_workspace_tools(root))
+    refused = await registry.run(
+        ToolCallBlock.create("1", "write_file", {"path": "x.md", "content": "hi"})
+    )
+    assert refused.error is not None
+    assert "needs approval" in refused.error
+    assert not (root / "x.md").exists()
+
+
 async def test_registry_runs_tools_end_to_end(root: Path) -> None:
     """A write then a read through the registry round-trips with frozen arguments."""
-    registry = ToolRegistry(build_workspace_tools(root))
+    registry = ToolRegistry(build_workspace_tools(root), policy=APPROVE_ALL)
     written = await registry.run(
         ToolCallBlock.create("1", "write_file", {"path": "n/x.md", "content": "hi"})
     )

@@ -24,7 +24,7 @@ from chatscope.services.messages import Role, ToolResultBlock, Usage
 from chatscope.services.runtime.auth import AuthResolver, AuthSpec
 from chatscope.services.runtime.invocation import ModelInvocation
 from chatscope.services.runtime.telemetry import RecordingSink
-from chatscope.services.tools.ports import ToolDeclaration
+from chatscope.services.tools.ports import ToolContext, ToolDeclaration
 from chatscope.testing.fakes import FunctionProvider, ScriptedProvider, ScriptedReply
 from tests.support.scopes import FAST_RETRY, make_chat, make_context
 
@@ -36,7 +36,7 @@ class EchoTool:
         "echo", "Echo text back.", deep_freeze({"type": "object", "properties": {}})
     )
 
-    async def run(self, arguments: Mapping[str, Any]) -> str:
+    async def run(self, arguments: Mapping[str, Any], context: ToolContext | None = None) -> str:
         if arguments.get("fail"):
             raise RuntimeError("echo broke")
         return str(arguments["text"])

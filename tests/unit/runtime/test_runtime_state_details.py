@@ -27,6 +27,7 @@ from chatscope.services.runtime.invocation import AuthType
 from chatscope.services.runtime.state import AgentRuntimeState
 from chatscope.services.runtime.telemetry import RecordingSink
 from chatscope.services.tools.registry import ToolRegistry
+from chatscope.services.tools.toolset import ToolSelection
 from chatscope.testing.fakes import ScriptedProvider
 
 PARTS = ("state", "history", "telemetry_sink", "providers", "tools", "auth")
@@ -194,8 +195,14 @@ def test_only_a_subagent_opens_its_own_history(parent: str | None, session_id: s
     parts = _parts()
     state = parts.pop("state").with_updates(session_id=session_id, parent_runtime_id=parent)
     parts.pop("history")
+    tools = parts.pop("tools")
     context = open_scope_context(
-        state=state, open_history=foreground, open_subagent_history=subagent, **parts
+        state=state,
+        open_history=foreground,
+        open_subagent_history=subagent,
+        build_tools=lambda **_: tools,
+        tool_selection=ToolSelection(),
+        **parts,
     )
     used, unused = (subagent, foreground) if parent else (foreground, subagent)
     assert used.opened == [session_id]

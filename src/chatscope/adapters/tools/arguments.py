@@ -33,7 +33,12 @@ SNIFF_BYTES = 8 * 1024
 
 
 def declare(
-    name: str, description: str, properties: dict[str, Any], *, required: tuple[str, ...]
+    name: str,
+    description: str,
+    properties: dict[str, Any],
+    *,
+    required: tuple[str, ...],
+    requires_approval: bool = False,
 ) -> ToolDeclaration:
     parameters = {
         "type": "object",
@@ -41,7 +46,9 @@ def declare(
         "required": list(required),
         "additionalProperties": False,
     }
-    return ToolDeclaration(name, description, deep_freeze(parameters))
+    return ToolDeclaration(
+        name, description, deep_freeze(parameters), requires_approval=requires_approval
+    )
 
 
 def string_schema(description: str) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from chatscope.adapters.tools.arguments import (
 )
 from chatscope.adapters.tools.sandbox import Workspace
 from chatscope.errors import ToolError
-from chatscope.services.tools.ports import ToolDeclaration
+from chatscope.services.tools.ports import ToolContext, ToolDeclaration
 
 __all__ = ["ListDirectoryTool", "ReadFileTool"]
 
@@ -62,7 +62,7 @@ class ReadFileTool:
         """What the model is told about `read_file`."""
         return self._declaration
 
-    async def run(self, arguments: Mapping[str, Any]) -> str:
+    async def run(self, arguments: Mapping[str, Any], context: ToolContext | None = None) -> str:
         """Read the file in a worker thread."""
         check_names(arguments, self._declaration)
         path = string_argument(arguments, "path")
@@ -105,7 +105,7 @@ class ListDirectoryTool:
         """What the model is told about `list_directory`."""
         return self._declaration
 
-    async def run(self, arguments: Mapping[str, Any]) -> str:
+    async def run(self, arguments: Mapping[str, Any], context: ToolContext | None = None) -> str:
         """List the directory in a worker thread."""
         check_names(arguments, self._declaration)
         path = string_argument(arguments, "path", default=".")

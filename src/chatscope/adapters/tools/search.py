@@ -28,7 +28,7 @@ from chatscope.adapters.tools.arguments import (
 )
 from chatscope.adapters.tools.sandbox import Workspace
 from chatscope.errors import ToolError, WorkspaceEscapeError
-from chatscope.services.tools.ports import ToolDeclaration
+from chatscope.services.tools.ports import ToolContext, ToolDeclaration
 
 __all__ = ["GlobTool", "SearchFileContentTool"]
 
@@ -61,7 +61,7 @@ class GlobTool:
         """What the model is told about `glob`."""
         return self._declaration
 
-    async def run(self, arguments: Mapping[str, Any]) -> str:
+    async def run(self, arguments: Mapping[str, Any], context: ToolContext | None = None) -> str:
         """Match the pattern in a worker thread."""
         check_names(arguments, self._declaration)
         pattern = string_argument(arguments, "pattern")
@@ -112,7 +112,7 @@ class SearchFileContentTool:
         """What the model is told about `search_file_content`."""
         return self._declaration
 
-    async def run(self, arguments: Mapping[str, Any]) -> str:
+    async def run(self, arguments: Mapping[str, Any], context: ToolContext | None = None) -> str:
         """Search in a worker thread."""
         check_names(arguments, self._declaration)
         regex = _compile(string_argument(arguments, "pattern"))

@@ -20,7 +20,7 @@ from chatscope.adapters.tools.arguments import (
 )
 from chatscope.adapters.tools.sandbox import Workspace
 from chatscope.errors import ToolError
-from chatscope.services.tools.ports import ToolDeclaration
+from chatscope.services.tools.ports import ToolContext, ToolDeclaration
 
 __all__ = ["WriteFileTool"]
 
@@ -30,7 +30,9 @@ class WriteFileTool:
 
     __slots__ = ("_declaration", "_max_bytes", "_workspace")
 
-    def __init__(self, workspace: Workspace, *, max_bytes: int = 1024 * 1024) -> None:
+    def __init__(
+        self, workspace: Workspace, *, max_bytes: int = 1024 * 1024, needs_approval: bool = True
+    ) -> None:
         self._workspace = workspace
         self._max_bytes = positive("max_bytes", max_bytes)
         self._declaration = declare(
@@ -43,6 +45,7 @@ class WriteFileTool:
                 "content": string_schema("The complete new content of the file."),
             },
             required=("path", "content"),
+            requires_approval=needs_approval,
         )
 
     @property
@@ -50,7 +53,7 @@ class WriteFileTool:
         """What the model is told about `write_file`."""
         return self._declaration
 
-    async def run(self, arguments: Mapping[str, Any]) -> str:
+    async def run(self, arguments: Mapping[str, Any], context: ToolContext | None = None) -> str:
         """Write the file in a worker thread."""
         check_names(arguments, self._declaration)
         path = string_argument(arguments, "path")

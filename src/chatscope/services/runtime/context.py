@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from chatscope.config.ephemeral import EphemeralSettings
 from chatscope.errors import MissingProviderRuntimeError, UnknownProviderError
@@ -21,14 +21,18 @@ from chatscope.services.runtime.ports import (
 )
 from chatscope.services.runtime.state import AgentRuntimeState
 from chatscope.services.runtime.telemetry import RuntimeTelemetry
+from chatscope.services.tools.ports import ToolContext
 from chatscope.services.tools.registry import ToolRegistry
+from chatscope.services.tools.toolset import ToolSelection
 
 __all__ = [
     "AgentRuntimeContext",
+    "BuildTools",
     "ProviderCatalog",
     "ProviderView",
     "create_agent_runtime_context",
     "open_scope_context",
+    "tool_context_of",
 ]
 
 
@@ -117,18 +121,42 @@ def open_scope_context(
     state: AgentRuntimeState,
     open_history: HistoryOpener,
     open_subagent_history: HistoryOpener,
+    build_tools: BuildTools,
+    tool_selection: ToolSelection,
     **parts: Any,
 ) -> AgentRuntimeContext:
-    """A context whose history is that of `state.session_id`.
+    """A context whose history is that of `state.session_id`, with tools of its own.
 
     A foreground scope opens its session's history with `open_history` (in memory, or the
     stored session of the database); a subagent's history is always its own, opened with
     `open_subagent_history`, so a subagent never writes into its parent's session.
-    The other `parts` are those of `create_agent_runtime_context`.
+    `build_tools` makes the scope's tool registry for its caller identity and the tools its
+    request selected. The other `parts` are those of `create_agent_runtime_context`.
     """
     opener = open_subagent_history if state.parent_runtime_id else open_history
     history = opener(session_id=state.session_id, provider=state.provider, model=state.model)
-    return create_agent_runtime_context(state=state, history=history, **parts)
+    tools = build_tools(caller=tool_context_of(state), selection=tool_selection)
+    return create_agent_runtime_context(state=state, history=history, tools=tools, **parts)
+
+
+class BuildTools(Protocol):
+    """The containers' tools factory: a fresh registry for one scope."""
+
+    def __call__(self, *, caller: ToolContext, selection: ToolSelection) -> ToolRegistry:
+        """The registry of the scope `caller`."""
+        ...
+
+
+def tool_context_of(state: AgentRuntimeState) -> ToolContext:
+    """What a tool is told of the scope calling it: identity only, never a credential."""
+    return ToolContext(
+        session_id=state.session_id,
+        runtime_id=state.runtime_id,
+        provider=state.provider,
+        model=state.model,
+        parent_runtime_id=state.parent_runtime_id,
+        subagent_name=state.subagent_name,
+    )
 
 
 class ProviderCatalog:

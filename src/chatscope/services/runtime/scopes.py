@@ -22,6 +22,8 @@ from chatscope.services.frozen import FrozenDict, deep_freeze
 from chatscope.services.runtime.auth import AuthSpec
 from chatscope.services.runtime.context import AgentRuntimeContext
 from chatscope.services.runtime.state import AgentRuntimeState, new_id
+from chatscope.services.tools.ports import Approver, Tool
+from chatscope.services.tools.toolset import ToolSelection, freeze_headers
 
 __all__ = ["BuildContext", "ScopeFactory", "ScopeRequest", "ScopeTools"]
 
@@ -37,6 +39,7 @@ class BuildContext(Protocol):
         ephemerals: EphemeralSettings,
         system_prompt: str | None,
         allowed_tools: tuple[str, ...] | None,
+        tool_selection: ToolSelection,
     ) -> AgentRuntimeContext:
         """Build one context."""
         ...
@@ -67,7 +70,13 @@ class ScopeTools(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ScopeRequest:
-    """What a caller may choose for a scope; unset fields come from settings."""
+    """What a caller may choose for a scope; unset fields come from settings.
+
+    `tools` are added to this scope's tools; `mcp_headers` (server name to headers, e.g. a
+    user's token) go with this scope's calls to those MCP servers only; `mcp_servers` limits
+    the MCP servers it may use; `approver` approves calls of tools that need approval (a
+    subagent without one asks its parent's).
+    """
 
     provider: str | None = None
     model: str | None = None
@@ -83,6 +92,10 @@ class ScopeRequest:
     system_prompt: str | None = None
     allowed_tools: tuple[str, ...] | None = None
     subagent_name: str | None = None
+    tools: tuple[Tool, ...] = ()
+    mcp_headers: FrozenDict = field(default_factory=FrozenDict)
+    mcp_servers: tuple[str, ...] | None = None
+    approver: Approver | None = field(default=None, compare=False)
 
     @classmethod
     def from_preset(cls, preset: Preset, **fields: Any) -> ScopeRequest:
@@ -105,9 +118,13 @@ class ScopeRequest:
 
     @classmethod
     def create(cls, **fields: Any) -> ScopeRequest:
-        """A request with its mappings frozen and a plain-text key wrapped as a secret."""
+        """A request with its mappings frozen and plain-text keys and headers made secrets."""
         for name in ("model_params", "ephemeral_overrides"):
             fields[name] = deep_freeze(fields.get(name) or {})
+        fields["mcp_headers"] = freeze_headers(fields.get("mcp_headers"))
+        for name in ("tools", "mcp_servers"):
+            if fields.get(name) is not None:
+                fields[name] = tuple(fields[name])
         if isinstance(fields.get("api_key"), str):
             fields["api_key"] = SecretStr(fields["api_key"])
         return cls(**fields)
@@ -179,6 +196,12 @@ class ScopeFactory:
             ephemerals=ephemerals.with_overrides(request.ephemeral_overrides),
             system_prompt=request.system_prompt,
             allowed_tools=self._plain_tools(request.allowed_tools),
+            tool_selection=ToolSelection(
+                extra=request.tools,
+                mcp_headers=request.mcp_headers,
+                mcp_servers=request.mcp_servers,
+                approver=request.approver or (parent.tools.approver if parent else None),
+            ),
         )
         if self._scope_tools is None:
             return context

@@ -26,8 +26,7 @@ from chatscope.services.subagents.task import (
     SubagentRunner,
     TaskRequest,
 )
-from chatscope.services.tools.ports import Tool, ToolDeclaration
-from chatscope.services.tools.registry import ToolRegistry
+from chatscope.services.tools.ports import Tool, ToolContext, ToolDeclaration
 
 __all__ = [
     "TASK",
@@ -67,7 +66,7 @@ class TaskTool:
         """Name, description (listing the subagents) and parameters."""
         return self._declaration
 
-    async def run(self, arguments: Mapping[str, Any]) -> str:
+    async def run(self, arguments: Mapping[str, Any], context: ToolContext | None = None) -> str:
         """Run the subagent; bad arguments or an unknown subagent raise `ToolError`."""
         result = await self.runner.run(TaskRequest.from_arguments(arguments))
         return json.dumps(result.as_json(), ensure_ascii=False)
@@ -156,6 +155,4 @@ def _with_tool(context: AgentRuntimeContext, tool: Tool) -> AgentRuntimeContext:
 
     The copy shares every other part (state, history, telemetry, provider) with `context`.
     """
-    registry = context.tools
-    existing = [found for name in registry.names() if (found := registry.get(name)) is not None]
-    return dataclasses.replace(context, tools=ToolRegistry([*existing, tool]))
+    return dataclasses.replace(context, tools=context.tools.with_tools(tool))
