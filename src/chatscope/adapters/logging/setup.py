@@ -58,5 +58,11 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(output),
         cache_logger_on_first_use=True,
     )
+    # The MCP SDK logs through the standard library; its warnings (a dead server's session
+    # failing to close) are reported by chatscope as tool errors, not on the chat's stderr.
+    sdk_logger = logging.getLogger("mcp")
+    sdk_level = sdk_logger.level
+    sdk_logger.setLevel(logging.ERROR)
     yield
+    sdk_logger.setLevel(sdk_level)
     structlog.reset_defaults()
