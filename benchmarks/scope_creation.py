@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from chatscope.adapters.providers.demo import DemoProvider
-from chatscope.adapters.tools.workspace import build_workspace_tools
+from chatscope.adapters.tools.workspace import WorkspaceToolkit
 from chatscope.config.settings import ExplicitSettings, Settings
 from chatscope.containers import ApplicationContainer, RuntimeScopeContainer
 from chatscope.services.chat.retry import RetryPolicy
@@ -23,10 +23,14 @@ from chatscope.services.history.compression import HistoryCompressor
 from chatscope.services.history.memory import InMemoryHistory
 from chatscope.services.history.summariser import ModelSummariser
 from chatscope.services.runtime.auth import AuthResolver, AuthSpec
-from chatscope.services.runtime.context import ProviderCatalog, create_agent_runtime_context
+from chatscope.services.runtime.context import (
+    ProviderCatalog,
+    create_agent_runtime_context,
+    tool_context_of,
+)
 from chatscope.services.runtime.state import AgentRuntimeState, new_id
 from chatscope.services.runtime.telemetry import RecordingSink
-from chatscope.services.tools.registry import ToolRegistry
+from chatscope.services.tools.registry import ToolPolicy, ToolRegistry
 
 
 def container_scope(app: ApplicationContainer) -> Callable[[], ChatSession]:
@@ -43,7 +47,7 @@ def container_scope(app: ApplicationContainer) -> Callable[[], ChatSession]:
 
 def hand_built_scope(settings: Settings, root: Path) -> Callable[[], ChatSession]:
     """The same objects, wired by hand: the floor any container could reach."""
-    tools = build_workspace_tools(root)
+    toolkit, tool_policy = WorkspaceToolkit(root), ToolPolicy()
     sink = RecordingSink()
     catalog = ProviderCatalog(lambda name: DemoProvider(), ("demo",))
     resolver, policy = AuthResolver({}), RetryPolicy()
@@ -66,7 +70,7 @@ def hand_built_scope(settings: Settings, root: Path) -> Callable[[], ChatSession
             history=InMemoryHistory(),
             telemetry_sink=sink,
             providers=catalog,
-            tools=ToolRegistry(tools),
+            tools=ToolRegistry(toolkit.tools(), caller=tool_context_of(state), policy=tool_policy),
             auth=auth,
             ephemerals=settings.ephemeral.with_overrides({}),
         )
@@ -92,7 +96,7 @@ def container_instance_per_chat(app: ApplicationContainer) -> Callable[[], objec
             max_turns=app.runtime.max_turns,
             provider_catalog=app.model_providers.catalog,
             telemetry_sink=app.telemetry_sink,
-            workspace_tools=app.tools.workspace_tools,
+            scope_tools=app.tools.scope_tools,
             auth_resolver=app.auth_resolver,
             retry_policy=app.retry_policy,
             summariser=app.summariser,

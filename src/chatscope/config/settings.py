@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from chatscope.config.ephemeral import EphemeralSettings
+from chatscope.config.mcp import McpServerSettings, check_server_name
 
 __all__ = [
     "PROVIDER_NAMES",
@@ -29,6 +30,7 @@ __all__ = [
     "ProvidersSettings",
     "RetrySettings",
     "Settings",
+    "ToolsSettings",
 ]
 
 ProviderName = Literal["demo", "openai", "openai-responses", "anthropic", "gemini"]
@@ -146,6 +148,20 @@ class CompressionSettings(_Frozen):
     ineffective_cooldown_turns: int = Field(5, ge=0)
 
 
+class ToolsSettings(_Frozen):
+    """How a scope runs tool calls.
+
+    The calls of one reply run at once, at most `max_concurrent_calls`; a call is stopped
+    after `timeout` seconds unless its tool names its own. Tools that need approval (such as
+    `write_file`) ask the scope's approver first, except those named in `auto_approve`
+    (`["*"]`: every tool).
+    """
+
+    max_concurrent_calls: int = Field(8, ge=1, le=64)
+    timeout: float = Field(120.0, gt=0)
+    auto_approve: tuple[str, ...] = ()
+
+
 class Settings(BaseSettings):
     """Everything chatscope reads from its environment.
 
@@ -155,6 +171,8 @@ class Settings(BaseSettings):
 
     Subagent profiles are the `*.toml` files of `profiles_dir` (default: `config/profiles/` of
     the workspace); one parent scope runs at most `max_concurrent_subagents` subagents at once.
+    `mcp_servers` are the MCP servers whose tools every scope may use (a subagent profile may
+    narrow them); a typed answer that fails validation is sent back `output_retries` times.
     """
 
     model_config = SettingsConfigDict(
@@ -181,6 +199,16 @@ class Settings(BaseSettings):
     compression: CompressionSettings = CompressionSettings()
     profiles_dir: Path | None = None
     max_concurrent_subagents: int = Field(4, ge=1, le=64)
+    tools: ToolsSettings = ToolsSettings()
+    mcp_servers: dict[str, McpServerSettings] = Field(default_factory=dict)
+    output_retries: int = Field(1, ge=0, le=5)
+
+    @field_validator("mcp_servers")
+    @classmethod
+    def _server_names(cls, servers: dict[str, McpServerSettings]) -> dict[str, McpServerSettings]:
+        for name in servers:
+            check_server_name(name)
+        return servers
 
     def model_for(self, provider: str) -> str:
         """The model to use for `provider`: the explicit one if it is the default provider."""

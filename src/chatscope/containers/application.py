@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 import structlog
 from dependency_injector import containers, providers
 
 from chatscope.adapters.logging.setup import configure_logging
 from chatscope.adapters.logging.sink import StructlogSink
+from chatscope.adapters.tools.mcp import McpServers
 from chatscope.config.profiles import load_profiles_for
 from chatscope.config.settings import CompressionSettings, Settings
 from chatscope.containers.providers import ModelProvidersContainer
@@ -19,6 +21,22 @@ from chatscope.services.chat import RetryPolicy
 from chatscope.services.history.summariser import ModelSummariser
 from chatscope.services.runtime.auth import AuthResolver
 from chatscope.services.subagents.task_tools import profiles_by_name, tool_names
+from chatscope.services.tools.ports import Tool
+
+
+def known_tool_names(
+    workspace: Iterable[Tool], application: Iterable[Tool], mcp_servers: McpServers
+) -> tuple[str, ...]:
+    """Every tool a subagent profile may allow: workspace, application and MCP tools.
+
+    MCP tools are known once the servers have started (`init_resources`).
+    """
+    return (*tool_names(workspace), *tool_names(application), *mcp_servers.names())
+
+
+def mcp_log_dir_of(settings: Settings) -> Path:
+    """Where stdio MCP servers' stderr goes: `<data_dir>/mcp-logs/<server>.log`."""
+    return settings.data_dir / "mcp-logs"
 
 
 def compression_settings_of(settings: Settings) -> CompressionSettings:
@@ -57,7 +75,13 @@ class ApplicationContainer(containers.DeclarativeContainer):
         database_url=settings.provided.database_url,
         history_backend=settings.provided.history_backend,
     )
-    tools = providers.Container(ToolsContainer, workspace=settings.provided.workspace)
+    tools = providers.Container(
+        ToolsContainer,
+        workspace=settings.provided.workspace,
+        tools_settings=settings.provided.tools,
+        mcp_settings=settings.provided.mcp_servers,
+        mcp_log_dir=providers.Callable(mcp_log_dir_of, settings),
+    )
 
     auth_resolver = providers.Singleton(AuthResolver, environ=environ)
     retry_policy = providers.Singleton(
@@ -84,7 +108,9 @@ class ApplicationContainer(containers.DeclarativeContainer):
     profile_catalog = providers.Singleton(
         load_profiles_for,
         settings=settings,
-        tool_names=providers.Callable(tool_names, tools.workspace_tools),
+        tool_names=providers.Callable(
+            known_tool_names, tools.workspace_tools, tools.application_tools, tools.mcp_servers
+        ),
     )
     subagent_profiles = providers.Singleton(profiles_by_name, profile_catalog)
 
@@ -96,7 +122,7 @@ class ApplicationContainer(containers.DeclarativeContainer):
         max_turns=providers.Singleton(int, settings.provided.max_turns),
         provider_catalog=model_providers.catalog,
         telemetry_sink=telemetry_sink,
-        workspace_tools=tools.workspace_tools,
+        scope_tools=tools.scope_tools,
         auth_resolver=auth_resolver,
         retry_policy=retry_policy,
         subagent_profiles=subagent_profiles,
@@ -105,4 +131,5 @@ class ApplicationContainer(containers.DeclarativeContainer):
         max_concurrent_subagents=providers.Singleton(
             int, settings.provided.max_concurrent_subagents
         ),
+        output_retries=providers.Singleton(int, settings.provided.output_retries),
     )

@@ -39,7 +39,9 @@ class RuntimeScopeContainer(containers.DeclarativeContainer):
     max_turns = providers.Dependency(instance_of=int)
     provider_catalog = providers.Dependency(instance_of=ProviderCatalog)
     telemetry_sink: providers.Dependency[TelemetrySink] = providers.Dependency()
-    workspace_tools = providers.Dependency(instance_of=tuple)
+    # The tools factory of `ToolsContainer`: called once per scope, with its caller and
+    # selection, for a registry of fresh tool objects.
+    scope_tools: providers.Dependency[ToolRegistry] = providers.Dependency()
     auth_resolver = providers.Dependency(instance_of=AuthResolver)
     retry_policy = providers.Dependency(instance_of=RetryPolicy)
     subagent_profiles = providers.Dependency(
@@ -47,6 +49,7 @@ class RuntimeScopeContainer(containers.DeclarativeContainer):
         default=MappingProxyType({}),
     )
     max_concurrent_subagents = providers.Dependency(instance_of=int, default=4)
+    output_retries = providers.Dependency(instance_of=int, default=1)
     # The summariser keeps no state of a chat (it is handed the context on each call), so the
     # application's one serves every compressor; each chat's cooldowns live in its compressor.
     summariser: providers.Dependency[Summariser] = providers.Dependency()
@@ -58,12 +61,11 @@ class RuntimeScopeContainer(containers.DeclarativeContainer):
         database=providers.Factory(SqlHistoryStore, engine=database),
     )
     subagent_history = providers.Factory(InMemoryHistory)
-    tools = providers.Factory(ToolRegistry, workspace_tools)
     context = providers.Factory(
         open_scope_context,
         open_history=history.provider,
         open_subagent_history=subagent_history.provider,
-        tools=tools,
+        build_tools=scope_tools.provider,
         telemetry_sink=telemetry_sink,
         providers=provider_catalog,
     )
@@ -76,6 +78,7 @@ class RuntimeScopeContainer(containers.DeclarativeContainer):
         retry_policy=retry_policy,
         max_turns=max_turns,
         compressor=compressor,
+        output_retries=output_retries,
     )
     subagent_tools = providers.Factory(
         SubagentTools,

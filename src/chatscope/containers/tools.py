@@ -1,17 +1,63 @@
-"""The tools every scope of the application can be given."""
+"""The tools of the application's scopes: every scope gets fresh tool objects of its own."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 from dependency_injector import containers, providers
 
-from chatscope.adapters.tools.workspace import build_workspace_tools
+from chatscope.adapters.tools.mcp import McpServers, run_mcp_servers
+from chatscope.adapters.tools.workspace import WorkspaceToolkit
+from chatscope.config.settings import ToolsSettings
+from chatscope.services.tools.registry import ToolPolicy
+from chatscope.services.tools.toolset import assemble_tools
+
+
+def tool_policy_of(settings: ToolsSettings) -> ToolPolicy:
+    """How scopes run tool calls, from the `tools` settings section."""
+    return ToolPolicy(
+        max_concurrent_calls=settings.max_concurrent_calls,
+        timeout=settings.timeout,
+        auto_approve=frozenset(settings.auto_approve),
+    )
 
 
 class ToolsContainer(containers.DeclarativeContainer):
-    """The workspace tools, rooted at the configured workspace; they keep no state."""
+    """Per-scope factories for every tool a scope may be given.
+
+    `scope_tools` is called once per scope (with its caller identity and request selection)
+    and assembles a fresh registry: the workspace tools (fresh objects over one immutable
+    toolkit), `application_tools` (each item a provider called once per scope: a class-based
+    tool with its own dependencies is a `providers.Factory`), and proxies of the MCP servers'
+    tools. The MCP servers themselves are the application's (`mcp_servers`, started and
+    stopped by the `mcp_lifecycle` resource); their sessions carry no scope's identity.
+    """
 
     workspace = providers.Dependency(instance_of=Path)
+    # Where stdio servers' stderr goes; nowhere unless the application says.
+    mcp_log_dir: providers.Dependency[Path | None] = providers.Dependency(
+        default=providers.Object(None)
+    )
+    tools_settings = providers.Dependency(instance_of=ToolsSettings, default=ToolsSettings())
+    mcp_settings = providers.Dependency(
+        instance_of=Mapping,  # type: ignore[type-abstract]
+        default=MappingProxyType({}),
+    )
 
-    workspace_tools = providers.Singleton(build_workspace_tools, root=workspace)
+    workspace_toolkit = providers.Singleton(WorkspaceToolkit, root=workspace)
+    workspace_tools = providers.Factory(WorkspaceToolkit.tools, workspace_toolkit)
+    application_tools = providers.List()
+
+    mcp_servers = providers.Singleton(McpServers, servers=mcp_settings, stderr_dir=mcp_log_dir)
+    mcp_lifecycle = providers.Resource(run_mcp_servers, mcp_servers)
+
+    policy = providers.Singleton(tool_policy_of, tools_settings)
+    scope_tools = providers.Factory(
+        assemble_tools,
+        workspace=workspace_tools,
+        application=application_tools,
+        sources=providers.List(mcp_servers),
+        policy=policy,
+    )

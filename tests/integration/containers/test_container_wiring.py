@@ -97,15 +97,17 @@ def test_application_wide_services_are_one_object_each(tmp_path: Path) -> None:
         app.profile_catalog,
         app.subagent_profiles,
         app.telemetry_sink,
-        app.tools.workspace_tools,
+        app.tools.workspace_toolkit,
+        app.tools.policy,
+        app.tools.mcp_servers,
         app.model_providers.catalog,
         app.model_providers.http_client,
     ):
         assert provider() is provider()
 
 
-def test_scopes_share_the_sink_and_tool_objects_but_not_their_bindings(tmp_path: Path) -> None:
-    """Each scope has its own telemetry binding and registry over the shared sink and tools."""
+def test_scopes_share_the_sink_but_never_a_tool_object(tmp_path: Path) -> None:
+    """Each scope has its own telemetry binding over the shared sink, and tools of its own."""
     app = _app(tmp_path)
     scopes = app.runtime.scopes()
     first, second = scopes.foreground(), scopes.foreground()
@@ -113,11 +115,14 @@ def test_scopes_share_the_sink_and_tool_objects_but_not_their_bindings(tmp_path:
     assert first.telemetry is not second.telemetry
     assert first.telemetry._sink is second.telemetry._sink is sink
     assert first.tools is not second.tools
-    tools = app.tools.workspace_tools()
-    assert tools
-    for tool in tools:
-        name = tool.declaration.name
-        assert first.tools.get(name) is second.tools.get(name) is tool
+    names = app.tools.workspace_toolkit().names()
+    assert names == first.tools.names() == second.tools.names()
+    for name in names:
+        mine, theirs = first.tools.get(name), second.tools.get(name)
+        assert mine is not None
+        assert theirs is not None
+        assert mine is not theirs
+        assert mine.declaration is theirs.declaration  # immutable, so built once
 
 
 def test_chat_sessions_are_per_scope_over_shared_services(tmp_path: Path) -> None:
