@@ -13,6 +13,7 @@ type at its boundary and the CLI can print one clear line instead of a traceback
     ├── AuthenticationRequiredError     no credential could be resolved for a call that needs one
     ├── ToolError                       a tool refused or failed (the model is told)
     │   └── WorkspaceEscapeError        a path pointed outside the workspace root
+    ├── OutputValidationError           a typed answer still failed its schema after feedback
     └── ProviderError                   a model call failed; carries category, status, retryable
         ├── RateLimitError              category rate_limit (retryable)
         ├── QuotaExceededError          category quota
@@ -42,6 +43,7 @@ __all__ = [
     "InvalidRequestError",
     "MissingProviderRuntimeError",
     "ModelNotFoundError",
+    "OutputValidationError",
     "ProfileError",
     "ProviderError",
     "ProviderNetworkError",
@@ -155,6 +157,31 @@ class ToolError(ChatscopeError):
 
 class WorkspaceEscapeError(ToolError):
     """A tool was asked for a path outside its workspace root."""
+
+
+class OutputValidationError(ChatscopeError):
+    """The model's answer to a typed request was not valid JSON of the requested schema, even
+    after the problem was sent back to it; the turn stored nothing.
+
+    `raw_text` is the last answer as the model gave it, `problem` what was wrong with it,
+    `attempts` how many answers were checked.
+    """
+
+    def __init__(self, schema_name: str, raw_text: str, problem: str, *, attempts: int) -> None:
+        self.schema_name = schema_name
+        self.raw_text = raw_text
+        self.problem = problem
+        self.attempts = attempts
+        shown = raw_text.strip()
+        shown = shown if len(shown) <= _SHOWN_ANSWER_CHARS else shown[:_SHOWN_ANSWER_CHARS] + "..."
+        answers = "answer" if attempts == 1 else f"{attempts} answers"
+        super().__init__(
+            f"the model's {answers} did not match output schema {schema_name!r}: {problem} "
+            f"(last answer: {redact_secrets(shown)!r})"
+        )
+
+
+_SHOWN_ANSWER_CHARS = 200
 
 
 class ErrorCategory(enum.StrEnum):

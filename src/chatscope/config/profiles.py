@@ -1,20 +1,25 @@
 """Subagent profiles: one TOML file per subagent, validated when loaded.
 
 A profile names the subagent's provider, model, model params, ephemeral overrides (seed names),
-system prompt, allowed tools and limits. A profile never holds an API key: it names an
-environment variable (`api_key_env`) or a key file (`key_file`, relative to the profile's own
-directory), and the key is resolved for each call like any other. Every problem found is
-reported as a `ProfileError` naming the file, the key and what is wrong.
+system prompt, allowed tools, the MCP servers it may use (`mcp_servers`, all when unset) and
+limits. A profile never holds an API key: it names an environment variable (`api_key_env`) or a
+key file (`key_file`, relative to the profile's own directory), and the key is resolved for each
+call like any other. `output_schema` asks the subagent for a typed answer: a JSON schema given
+inline (a table) or as a JSON file (a path relative to the profile's directory), read and
+checked when the profile is loaded. Every problem found is reported as a `ProfileError` naming
+the file, the key and what is wrong.
 """
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -35,6 +40,7 @@ __all__ = [
     "LoadedProfile",
     "ProfileCatalog",
     "ProfileSpec",
+    "json_schema_problem",
     "load_profile",
     "load_profiles",
     "load_profiles_for",
@@ -68,6 +74,8 @@ class ProfileSpec(BaseModel):
     base_url: str | None = None
     key_file: Path | None = None
     api_key_env: str | None = Field(None, pattern=_ENV_NAME_PATTERN)
+    output_schema: Path | dict[str, JsonValue] | None = None
+    mcp_servers: tuple[str, ...] | None = None
 
     @field_validator("provider")
     @classmethod
@@ -102,12 +110,32 @@ class ProfileSpec(BaseModel):
                 raise ValueError(f"unknown tools {unknown}; available: {available}")
         return value
 
+    @field_validator("output_schema")
+    @classmethod
+    def _valid_json_schema(
+        cls, value: Path | dict[str, JsonValue] | None
+    ) -> Path | dict[str, JsonValue] | None:
+        if isinstance(value, dict):
+            problem = json_schema_problem(value)
+            if problem is not None:
+                raise ValueError(problem)
+        return value
+
     @field_validator("base_url")
     @classmethod
     def _base_url_is_http(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value
+
+
+def json_schema_problem(schema: Mapping[str, Any]) -> str | None:
+    """What makes `schema` no valid JSON schema (of the draft its `$schema` names), or None."""
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(dict(schema))
+    except jsonschema.SchemaError as exc:
+        return f"not a valid JSON schema: {exc.message}"
+    return None
 
 
 def _ephemeral_problems(exc: ValidationError) -> str:
@@ -207,7 +235,8 @@ def load_profile(path: Path, *, tool_names: Iterable[str] | None = None) -> Load
         spec = ProfileSpec.model_validate(data, context=context)
     except ValidationError as exc:
         raise ProfileError(str(path), _problems(exc)) from None
-    return LoadedProfile(_with_key_file_resolved(spec, path.parent), path)
+    spec = _with_output_schema_read(_with_key_file_resolved(spec, path.parent), path)
+    return LoadedProfile(spec, path)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -236,6 +265,28 @@ def _message(error: Mapping[str, Any]) -> str:
     if isinstance(value, str | int | float | bool) and shown not in message:
         message += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
     return message
+
+
+def _with_output_schema_read(spec: ProfileSpec, path: Path) -> ProfileSpec:
+    """The spec with an `output_schema` file (relative to the profile's directory) read in."""
+    if not isinstance(spec.output_schema, Path):
+        return spec
+    schema_file = spec.output_schema.expanduser()
+    schema_file = schema_file if schema_file.is_absolute() else path.parent / schema_file
+    try:
+        schema = json.loads(schema_file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        schema, problem = None, f"cannot read {schema_file}: {exc.strerror}"
+    except ValueError as exc:
+        schema, problem = None, f"{schema_file} is not JSON: {exc}"
+    else:
+        problem = f"{schema_file} is not a JSON object"
+    if isinstance(schema, dict):
+        found = json_schema_problem(schema)
+        if found is None:
+            return spec.model_copy(update={"output_schema": schema})
+        problem = f"{schema_file}: {found}"
+    raise ProfileError(str(path), [("output_schema", problem)])
 
 
 def _with_key_file_resolved(spec: ProfileSpec, base: Path) -> ProfileSpec:

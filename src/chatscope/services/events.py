@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 from chatscope.services.messages import ToolCallBlock, ToolResultBlock, Usage
 
@@ -84,7 +85,12 @@ class ToolResultEvent:
 
 @dataclass(frozen=True, slots=True)
 class CompletedTurn:
-    """What `ChatSession.send` returns: one user prompt answered, tools and all."""
+    """What `ChatSession.send` returns: one user prompt answered, tools and all.
+
+    `output` is the validated answer of a turn sent with an `output_type` (an instance of that
+    type, or the parsed JSON for a JSON-schema dict); None without one, or when the turn hit
+    its turn limit before answering. `text` leaves out answers that failed validation.
+    """
 
     text: str
     tool_calls: tuple[ToolCallBlock, ...]
@@ -92,6 +98,7 @@ class CompletedTurn:
     usage: Usage
     finish_reason: FinishReason
     model_calls: int
+    output: Any = None
 
 
 @dataclass(frozen=True, slots=True)

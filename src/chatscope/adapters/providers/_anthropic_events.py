@@ -2,6 +2,10 @@
 
 Every per-call value lives in a `StreamState` that dies with the call. Content travels only in
 `content_block_*` events; other unknown event types are skipped, as Anthropic adds them.
+
+A call of the output tool (`output_tool`, asked for a typed answer) is the answer itself: its
+input streams out as text, its `input_json_delta` fragments as they come, and it is no tool call;
+a response whose only call it was finished with `stop`, not `tool_calls`.
 """
 
 from __future__ import annotations
@@ -98,6 +102,9 @@ class StreamState:
     calls: dict[int, _PendingCall] = field(default_factory=dict)
     stop_reason: str | None = None
     finished: bool = False
+    output_tool: str | None = None
+    answers: dict[int, _PendingCall] = field(default_factory=dict)
+    made_calls: bool = False
 
 
 def process_event(state: StreamState, data: str) -> tuple[ProviderEvent, ...]:
@@ -130,7 +137,8 @@ def _on_block_start(state: StreamState, payload: Mapping[str, Any]) -> tuple[Pro
         return (ThinkingDelta("", redacted_data=block["data"]),)
     if kind == "tool_use":
         pending = _PendingCall(block["id"], block["name"], block.get("input") or {})
-        state.calls[payload["index"]] = pending
+        calls = state.answers if pending.name == state.output_tool else state.calls
+        calls[payload["index"]] = pending
         return _NO_EVENTS
     raise _unsupported(f"content block type {kind!r}", state.provider)
 
@@ -141,7 +149,12 @@ def _on_delta(state: StreamState, payload: Mapping[str, Any]) -> tuple[ProviderE
     if kind == "thinking_delta":
         return (ThinkingDelta(delta["thinking"]),)
     if kind == "input_json_delta":
-        state.calls[payload["index"]].fragments.append(delta["partial_json"])
+        fragment = delta["partial_json"]
+        answer = state.answers.get(payload["index"])
+        if answer is not None:
+            answer.fragments.append(fragment)
+            return (TextDelta(fragment),) if fragment else _NO_EVENTS
+        state.calls[payload["index"]].fragments.append(fragment)
         return _NO_EVENTS
     if kind == "signature_delta":
         # It arrives as the thinking block's last delta: it closes the block.
@@ -150,9 +163,14 @@ def _on_delta(state: StreamState, payload: Mapping[str, Any]) -> tuple[ProviderE
 
 
 def _on_block_stop(state: StreamState, payload: Mapping[str, Any]) -> tuple[ProviderEvent, ...]:
+    answer = state.answers.get(payload["index"])
+    if answer is not None:
+        # An input given whole at the block's start (no fragments) is the answer's only text.
+        return _NO_EVENTS if answer.fragments else (TextDelta(json.dumps(answer.initial_input)),)
     pending = state.calls.pop(payload["index"], None)
     if pending is None:
         return _NO_EVENTS
+    state.made_calls = True
     return (ToolCallEvent(pending.complete(state.provider)),)
 
 
@@ -164,7 +182,8 @@ def _on_message_delta(state: StreamState, payload: Mapping[str, Any]) -> tuple[P
 
 def _on_message_stop(state: StreamState, payload: Mapping[str, Any]) -> tuple[ProviderEvent, ...]:
     state.finished = True
-    return (UsageEvent(_usage(state.usage)), _finish(state.stop_reason))
+    answered = bool(state.answers) and not state.made_calls
+    return (UsageEvent(_usage(state.usage)), _finish(state.stop_reason, answered=answered))
 
 
 def _on_error(state: StreamState, payload: Mapping[str, Any]) -> tuple[ProviderEvent, ...]:
@@ -197,7 +216,9 @@ def _merge_usage(state: StreamState, usage: Mapping[str, Any] | None) -> None:
         state.usage.update((key, value) for key, value in usage.items() if value is not None)
 
 
-def process_response(body: bytes, provider: str) -> list[ProviderEvent]:
+def process_response(
+    body: bytes, provider: str, output_tool: str | None = None
+) -> list[ProviderEvent]:
     """A whole (non-streamed) message, mapped to the events a stream of it would give."""
     try:
         payload = json.loads(body)
@@ -206,16 +227,26 @@ def process_response(body: bytes, provider: str) -> list[ProviderEvent]:
         events = [
             event
             for block in payload["content"]
-            for event in _response_block_events(block, provider)
+            for event in _response_block_events(block, provider, output_tool)
         ]
+        calls = any(isinstance(event, ToolCallEvent) for event in events)
+        answered = not calls and any(_is_answer(block, output_tool) for block in payload["content"])
         events.append(UsageEvent(_usage(payload.get("usage") or {})))
-        events.append(_finish(payload.get("stop_reason")))
+        events.append(_finish(payload.get("stop_reason"), answered=answered))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise _malformed(exc, provider) from exc
     return events
 
 
-def _response_block_events(block: Mapping[str, Any], provider: str) -> tuple[ProviderEvent, ...]:
+def _is_answer(block: Mapping[str, Any], output_tool: str | None) -> bool:
+    return output_tool is not None and block["type"] == "tool_use" and block["name"] == output_tool
+
+
+def _response_block_events(
+    block: Mapping[str, Any], provider: str, output_tool: str | None
+) -> tuple[ProviderEvent, ...]:
+    if _is_answer(block, output_tool):
+        return (TextDelta(json.dumps(block.get("input") or {})),)
     kind = block["type"]
     if kind == "text":
         return (TextDelta(block["text"]),)
@@ -244,8 +275,11 @@ def _usage(raw: Mapping[str, Any]) -> Usage:
     )
 
 
-def _finish(stop_reason: str | None) -> FinishEvent:
+def _finish(stop_reason: str | None, *, answered: bool = False) -> FinishEvent:
+    """`answered`: the output tool was the only call, so the model is done, not waiting."""
     reason = _STOP_REASONS.get(stop_reason or "", FinishReason.OTHER)
+    if answered and reason is FinishReason.TOOL_CALLS:
+        reason = FinishReason.STOP
     return FinishEvent(reason, raw=stop_reason)
 
 

@@ -5,6 +5,12 @@ streamed and a whole-body response give the same neutral events. The adapter kee
 calls (REQ-SP4-002/003): it holds its client and its name, and every per-call value lives in the
 invocation or in a `StreamState` that dies with the call. How the answer is read lives in
 `_anthropic_events.py`.
+
+A typed answer (`invocation.output_schema`) is asked for with a tool of its own,
+`OUTPUT_TOOL_NAME`, whose `input_schema` is the schema, and a `tool_choice` that makes the model
+use it: that very tool when it is the only one, any tool when the model may call others first,
+and `auto` when thinking is on (the API refuses a forced tool then). The tool's input comes
+back as the answer's text, never as a call to run.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from chatscope.services.messages import (
     ToolCallBlock,
     ToolResultBlock,
 )
-from chatscope.services.runtime.invocation import ModelInvocation
+from chatscope.services.runtime.invocation import OUTPUT_TOOL_NAME, ModelInvocation, OutputSchema
 from chatscope.services.tools.ports import ToolDeclaration
 
 __all__ = ["AnthropicProvider"]
@@ -52,6 +58,10 @@ _API_VERSION = "2023-06-01"
 _VALID_TOOL_ID = re.compile(r"[a-zA-Z0-9_-]+")
 _INVALID_TOOL_ID_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
 _EMPTY_SCHEMA: Mapping[str, Any] = MappingProxyType({"type": "object", "properties": {}})
+_OUTPUT_TOOL_DESCRIPTION = (
+    "Give your final answer by calling this tool: its input is the answer, and must match its "
+    "schema. Call it once, when you are done."
+)
 
 
 class AnthropicProvider(HttpProvider):
@@ -72,11 +82,13 @@ class AnthropicProvider(HttpProvider):
         async with streamed_response(
             self._client, self._name, secret, url, headers=headers, body=body
         ) as response:
+            output_tool = OUTPUT_TOOL_NAME if invocation.output_schema is not None else None
             if not is_event_stream(response):
-                for event in process_response(await response.aread(), self._name):
+                body_bytes = await response.aread()
+                for event in process_response(body_bytes, self._name, output_tool):
                     yield event
                 return
-            state = StreamState(self._name)
+            state = StreamState(self._name, output_tool=output_tool)
             async with sse_stream(response) as events:
                 async for sse in events:
                     for event in process_event(state, sse.data):
@@ -112,8 +124,29 @@ def _request_body(invocation: ModelInvocation, provider: str) -> dict[str, Any]:
         body["system"] = invocation.system_prompt
     if invocation.tools:
         body["tools"] = _map_tools(invocation.tools)
+    if invocation.output_schema is not None:
+        _ask_for_output(body, invocation.output_schema)
     body["messages"] = _map_messages(invocation.history, provider)
     return body
+
+
+def _ask_for_output(body: dict[str, Any], output: OutputSchema) -> None:
+    """Add the output tool and a `tool_choice` that has the model use it (module docstring)."""
+    tools = body.setdefault("tools", [])
+    tools.append(
+        {
+            "name": OUTPUT_TOOL_NAME,
+            "description": _OUTPUT_TOOL_DESCRIPTION,
+            "input_schema": output.json_schema(),
+        }
+    )
+    thinking = body.get("thinking")
+    if isinstance(thinking, Mapping) and thinking.get("type", "disabled") != "disabled":
+        body["tool_choice"] = {"type": "auto"}
+    elif len(tools) > 1:
+        body["tool_choice"] = {"type": "any"}
+    else:
+        body["tool_choice"] = {"type": "tool", "name": OUTPUT_TOOL_NAME}
 
 
 def _max_tokens(model: str, ceiling: int) -> int:

@@ -9,6 +9,7 @@ invocation or in a `_StreamState` that dies with the call.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -47,7 +48,7 @@ from chatscope.services.messages import (
     ToolResultBlock,
     Usage,
 )
-from chatscope.services.runtime.invocation import ModelInvocation
+from chatscope.services.runtime.invocation import ModelInvocation, OutputSchema
 from chatscope.services.tools.ports import ToolDeclaration
 
 __all__ = ["GeminiProvider"]
@@ -61,6 +62,9 @@ _UNSIGNED_CALL_SIGNATURE = "c2tpcF90aG91Z2h0X3NpZ25hdHVyZV92YWxpZGF0b3I="
 _TOP_LEVEL_PARAMS = frozenset({"toolConfig", "safetySettings", "cachedContent", "labels"})
 _TEXT_PART_KEYS = frozenset({"text", "thought", "thoughtSignature"})
 _NO_EVENTS: tuple[ProviderEvent, ...] = ()
+# Models before Gemini 3 refuse a JSON response schema beside function declarations.
+_GEMINI_MAJOR = re.compile(r"gemini-(\d+)")
+_FIRST_SCHEMA_WITH_TOOLS_MAJOR = 3
 
 _FINISH_REASONS: Mapping[str, FinishReason] = MappingProxyType(
     {
@@ -123,20 +127,50 @@ def _headers(secret: str | None) -> dict[str, str]:
 
 
 def _request_body(invocation: ModelInvocation, provider: str) -> dict[str, Any]:
-    """Model params go into `generationConfig`, except the few fields that live beside it."""
+    """Model params go into `generationConfig`, except the few fields that live beside it.
+
+    A typed answer's schema goes there too, as `responseJsonSchema` (plain JSON Schema, where
+    `responseSchema` wants Google's OpenAPI subset) with `responseMimeType` JSON; it wins over
+    model params, and a `responseSchema` among them is dropped, as the API takes only one. A
+    model before Gemini 3 (or one whose name does not say) refuses it beside function
+    declarations: with tools, such a model is asked for the schema in the system instruction.
+    """
     params = thaw(invocation.model_params)
     params.pop("stream", None)
     top_level = {key: params.pop(key) for key in list(params) if key in _TOP_LEVEL_PARAMS}
+    generation = {"maxOutputTokens": _max_output_tokens(invocation), **params}
+    system = invocation.system_prompt
+    output = invocation.output_schema
+    if output is not None and (not invocation.tools or _schema_with_tools(invocation.model)):
+        generation.pop("responseSchema", None)
+        generation["responseMimeType"] = "application/json"
+        generation["responseJsonSchema"] = output.json_schema()
+    elif output is not None:
+        system = _asked_in_words(system, output)
     body: dict[str, Any] = {
         "contents": _map_messages(invocation.history, provider),
-        "generationConfig": {"maxOutputTokens": _max_output_tokens(invocation), **params},
+        "generationConfig": generation,
         **top_level,
     }
-    if invocation.system_prompt:
-        body["systemInstruction"] = {"parts": [{"text": invocation.system_prompt}]}
+    if system:
+        body["systemInstruction"] = {"parts": [{"text": system}]}
     if invocation.tools:
         body["tools"] = [{"functionDeclarations": _map_tools(invocation.tools)}]
     return body
+
+
+def _schema_with_tools(model: str) -> bool:
+    major = _GEMINI_MAJOR.search(model)
+    return major is not None and int(major[1]) >= _FIRST_SCHEMA_WITH_TOOLS_MAJOR
+
+
+def _asked_in_words(system: str | None, output: OutputSchema) -> str:
+    schema = json.dumps(output.json_schema(), separators=(",", ":"))
+    request = (
+        "When you give your final answer, answer with only JSON (no prose, no code fence) "
+        f"that matches this JSON schema: {schema}"
+    )
+    return f"{system}\n\n{request}" if system else request
 
 
 def _max_output_tokens(invocation: ModelInvocation) -> int:

@@ -1,10 +1,12 @@
-"""The chat loop: `ChatSession`, how a model call is retried and its events assembled, and the
-repair of tool-call pairs every request's history passes. Other rooms use these public names.
+"""The chat loop: `ChatSession`, how a model call is retried and its events assembled, the
+repair of tool-call pairs every request's history passes, and the typed output a turn may ask
+for. Other rooms use these public names.
 """
 
 from __future__ import annotations
 
 from chatscope.services.chat.assembly import ResponseAssembler
+from chatscope.services.chat.output import OutputSpec, output_spec, strict_json_schema
 from chatscope.services.chat.ports import Compressor
 from chatscope.services.chat.retry import (
     OpenedStream,
@@ -27,13 +29,16 @@ __all__ = [
     "ChatSession",
     "Compressor",
     "OpenedStream",
+    "OutputSpec",
     "ResponseAssembler",
     "RetryNotice",
     "RetryPolicy",
     "Sleep",
     "is_well_paired",
     "open_stream",
+    "output_spec",
     "repair_tool_pairs",
     "should_retry",
     "stream_with_retry",
+    "strict_json_schema",
 ]

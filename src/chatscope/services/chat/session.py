@@ -7,6 +7,12 @@ results sent back, up to the turn limit. Only a completed turn reaches history, 
 Before a turn's first request the session's `Compressor`, if it has one, may swap a long
 history for a compressed one; every request's history passes `repair_tool_pairs`, so a tool call
 left without a result never reaches a provider unanswered.
+
+A prompt sent with an `output_type` asks every call of its turn for that schema
+(`ModelInvocation.output_schema`); the final answer is validated into `CompletedTurn.output`. An
+answer that is not valid JSON of the schema is sent back to the model with what was wrong, as a
+user message of the same turn, `output_retries` times; then the turn fails with
+`OutputValidationError` and, like any failed turn, stores nothing.
 """
 
 from __future__ import annotations
@@ -15,8 +21,11 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any
 
+from chatscope.errors import OutputValidationError
 from chatscope.services.chat.assembly import ResponseAssembler
+from chatscope.services.chat.output import InvalidAnswerError, OutputSpec, output_spec
 from chatscope.services.chat.ports import Compressor
 from chatscope.services.chat.retry import RetryNotice, RetryPolicy, open_stream
 from chatscope.services.chat.tool_pairs import repair_tool_pairs
@@ -48,6 +57,7 @@ class ChatSession:
         "_context",
         "_lock",
         "_max_turns",
+        "_output_retries",
         "_retry",
         "_rng",
         "_sleep",
@@ -63,7 +73,10 @@ class ChatSession:
         rng: random.Random | None = None,
         sleep: Sleep = asyncio.sleep,
         compressor: Compressor | None = None,
+        output_retries: int = 1,
     ) -> None:
+        if output_retries < 0:
+            raise ValueError("output_retries must be 0 or more")
         self._context = context
         self._auth = auth_resolver
         self._retry = retry_policy
@@ -71,6 +84,7 @@ class ChatSession:
         self._rng = rng
         self._sleep = sleep
         self._compressor = compressor
+        self._output_retries = output_retries
         self._lock = asyncio.Lock()
 
     @property
@@ -78,31 +92,41 @@ class ChatSession:
         """The runtime scope this session runs in."""
         return self._context
 
-    async def send(self, text: str) -> CompletedTurn:
-        """Answer one prompt and return the completed turn."""
+    async def send(self, text: str, *, output_type: object = None) -> CompletedTurn:
+        """Answer one prompt and return the completed turn.
+
+        With `output_type` (a type pydantic's `TypeAdapter` handles, or a JSON-schema dict) the
+        answer must be JSON of that schema, and `turn.output` is it, validated.
+        """
+        expected = _expected(output_type)
         completed: CompletedTurn | None = None
         # Read the turn to its end rather than return at `TurnDone`: a generator left
         # suspended is closed by the event loop's finalizer, which costs a task per turn.
-        async for event in self._turn(text, deliver_events=False):
+        async for event in self._turn(text, expected, deliver_events=False):
             if isinstance(event, TurnDone):
                 completed = event.turn
         if completed is None:  # pragma: no cover - a turn always ends with TurnDone
             raise AssertionError("a turn always ends with TurnDone")
         return completed
 
-    def stream(self, text: str) -> AsyncGenerator[ChatEvent, None]:
-        """Answer one prompt, yielding text, thinking, tool and usage events, then `TurnDone`."""
-        return self._turn(text, deliver_events=True)
+    def stream(self, text: str, *, output_type: object = None) -> AsyncGenerator[ChatEvent, None]:
+        """Answer one prompt, yielding text, thinking, tool and usage events, then `TurnDone`.
 
-    async def _turn(self, text: str, *, deliver_events: bool) -> AsyncGenerator[ChatEvent, None]:
+        `output_type` is as for `send`; the validated answer is `TurnDone.turn.output`.
+        """
+        return self._turn(text, _expected(output_type), deliver_events=True)
+
+    async def _turn(
+        self, text: str, expected: OutputSpec | None, *, deliver_events: bool
+    ) -> AsyncGenerator[ChatEvent, None]:
         """The turn; without `deliver_events` only `TurnDone` is yielded (what `send` needs),
         so a turn does not pass each streamed token through a generator nobody reads."""
         async with self._lock:
             await self._compress_if_due()
-            turn = _Turn(Message.user(text))
-            for _ in range(self._max_turns):
+            turn = _Turn(Message.user(text), expected, self._output_retries)
+            while turn.steps < self._max_turns:
                 assembler = ResponseAssembler(self._context.state.provider)
-                invocation = await self._invocation(turn.messages)
+                invocation = await self._invocation(turn.messages, expected)
                 with _CallTelemetry(self._context.telemetry, invocation, assembler) as call:
                     opened = await open_stream(
                         self._context.provider.get_active_provider(),
@@ -129,9 +153,10 @@ class ChatSession:
                     finally:
                         await opened.aclose()
                 reply = turn.add_reply(assembler)
-                if not reply.tool_calls:
+                if turn.is_over(reply):
                     break
-                results = await self._run_tools(reply.tool_calls)
+                # No calls: the answer was sent back for a typed output, to be asked again.
+                results = await self._run_tools(reply.tool_calls) if reply.tool_calls else ()
                 if deliver_events:
                     for result in results:
                         yield ToolResultEvent(result)
@@ -146,7 +171,9 @@ class ChatSession:
         if self._compressor is not None:
             await self._compressor.maybe_compress(self._context)
 
-    async def _invocation(self, pending: list[Message]) -> ModelInvocation:
+    async def _invocation(
+        self, pending: list[Message], expected: OutputSpec | None
+    ) -> ModelInvocation:
         context, state = self._context, self._context.state
         return ModelInvocation(
             runtime_id=state.runtime_id,
@@ -159,10 +186,23 @@ class ChatSession:
             model_params=state.model_params,
             ephemerals=context.ephemerals,
             system_prompt=context.system_prompt,
+            output_schema=expected.schema if expected is not None else None,
         )
 
     async def _run_tools(self, calls: tuple[ToolCallBlock, ...]) -> tuple[ToolResultBlock, ...]:
-        return tuple([await self._run_tool(call) for call in calls])
+        """Run the calls of one reply at once (at most the policy's limit), results in call
+        order; cancelling the turn cancels every call still running."""
+        if len(calls) == 1:
+            return (await self._run_tool(calls[0]),)
+        limit = asyncio.Semaphore(self._context.tools.policy.max_concurrent_calls)
+
+        async def bounded(call: ToolCallBlock) -> ToolResultBlock:
+            async with limit:
+                return await self._run_tool(call)
+
+        async with asyncio.TaskGroup() as group:
+            running = [group.create_task(bounded(call)) for call in calls]
+        return tuple(task.result() for task in running)
 
     async def _run_tool(self, call: ToolCallBlock) -> ToolResultBlock:
         started = time.perf_counter()
@@ -176,42 +216,103 @@ class ChatSession:
         return result
 
 
+def _expected(output_type: object) -> OutputSpec | None:
+    return None if output_type is None else output_spec(output_type)
+
+
 class _Turn:
     """The messages and accounting of the turn in progress; nothing here touches history."""
 
-    __slots__ = ("finish", "last_usage", "messages", "model_calls", "results", "usage")
+    __slots__ = (
+        "answers",
+        "expected",
+        "finish",
+        "last_usage",
+        "messages",
+        "model_calls",
+        "output",
+        "rejected",
+        "results",
+        "retries_left",
+        "steps",
+        "usage",
+    )
 
-    def __init__(self, prompt: Message) -> None:
+    def __init__(
+        self, prompt: Message, expected: OutputSpec | None = None, retries: int = 0
+    ) -> None:
         self.messages: list[Message] = [prompt]
         self.usage = Usage()
         self.last_usage: Usage | None = None
         self.finish = FinishReason.OTHER
         self.model_calls = 0
+        self.steps = 0  # model calls that count against the turn limit
         self.results: list[ToolResultBlock] = []
+        self.expected = expected
+        self.retries_left = retries
+        self.answers = 0
+        self.output: Any = None
+        self.rejected: set[int] = set()  # indexes of answers that failed validation
 
     def add_reply(self, assembler: ResponseAssembler) -> Message:
         reply = assembler.message()
         if reply.blocks:
             self.messages.append(reply)
         self.model_calls += 1
+        self.steps += 1
         self.usage = self.usage + assembler.usage
         self.last_usage = assembler.usage
         self.finish = assembler.finish_reason
         return reply
 
+    def is_over(self, reply: Message) -> bool:
+        """Whether `reply` ends the turn: it makes no tool calls and is a usable answer.
+
+        Without an output type every answer is. With one, an answer that validates sets
+        `output`; one that does not goes back to the model as a user message with what was
+        wrong, while retries are left (asking again is no step of the tool loop), and after
+        that the turn fails with `OutputValidationError`.
+        """
+        if reply.tool_calls:
+            return False
+        if self.expected is None:
+            return True
+        self.answers += 1
+        try:
+            self.output = self.expected.parse(reply.text)
+        except InvalidAnswerError as problem:
+            if self.retries_left <= 0:
+                raise OutputValidationError(
+                    self.expected.schema.name, reply.text, str(problem), attempts=self.answers
+                ) from None
+            self.retries_left -= 1
+            self.steps -= 1
+            if self.messages[-1] is reply:
+                self.rejected.add(len(self.messages) - 1)
+            self.messages.append(self.expected.feedback(problem))
+            return False
+        return True
+
     def add_tool_results(self, results: tuple[ToolResultBlock, ...]) -> None:
+        if not results:
+            return
         self.messages.append(Message(Role.TOOL, results))
         self.results.extend(results)
 
     def completed(self) -> CompletedTurn:
-        replies = [message for message in self.messages if message.role is Role.ASSISTANT]
+        replies = [
+            (index, message)
+            for index, message in enumerate(self.messages)
+            if message.role is Role.ASSISTANT
+        ]
         return CompletedTurn(
-            text="".join(message.text for message in replies),
-            tool_calls=tuple(call for message in replies for call in message.tool_calls),
+            text="".join(m.text for index, m in replies if index not in self.rejected),
+            tool_calls=tuple(call for _, message in replies for call in message.tool_calls),
             tool_results=tuple(self.results),
             usage=self.usage,
             finish_reason=self.finish,
             model_calls=self.model_calls,
+            output=self.output,
         )
 
 

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import enum
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import SecretStr
 
 from chatscope.config.ephemeral import EphemeralSettings
-from chatscope.services.frozen import FrozenDict
+from chatscope.services.frozen import FrozenDict, deep_freeze, thaw
 from chatscope.services.messages import Message
 from chatscope.services.tools.ports import ToolDeclaration
 
-__all__ = ["AuthType", "Credentials", "ModelInvocation"]
+__all__ = ["OUTPUT_TOOL_NAME", "AuthType", "Credentials", "ModelInvocation", "OutputSchema"]
+
+OUTPUT_TOOL_NAME = "final_output"
+"""The tool an adapter without a native schema field (Anthropic) forces for a typed answer."""
+
+_WIRE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_NOT_WIRE_NAME_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 class AuthType(enum.StrEnum):
@@ -39,8 +48,43 @@ class Credentials:
 
 
 @dataclass(frozen=True, slots=True)
+class OutputSchema:
+    """The JSON schema a typed answer must match; each adapter sends it as its API takes one.
+
+    `schema` (deeply frozen) always has an object root: the chat loop wraps any other type as
+    `{"result": ...}` and unwraps the answer. `strict` says the schema keeps OpenAI's strict
+    mode rules (every object closed, every property required), so the API may enforce it;
+    `name` is safe on every wire (letters, digits, `_` and `-`, at most 64).
+    """
+
+    name: str
+    schema: FrozenDict
+    strict: bool = False
+
+    def __post_init__(self) -> None:
+        if not _WIRE_NAME.fullmatch(self.name):
+            raise ValueError(f"output schema name {self.name!r} is not 1-64 of [A-Za-z0-9_-]")
+        if self.schema.get("type") != "object":
+            raise ValueError("an output schema has an object root; wrap other types")
+
+    @classmethod
+    def create(cls, name: str, schema: Mapping[str, Any], *, strict: bool) -> OutputSchema:
+        """A schema deeply frozen, under `name` made wire-safe (`output` if nothing is left)."""
+        safe = _NOT_WIRE_NAME_CHARS.sub("_", name).strip("_")[:64] or "output"
+        return cls(safe, deep_freeze(schema), strict)
+
+    def json_schema(self) -> dict[str, Any]:
+        """The schema as plain, mutable JSON for a request body."""
+        plain: dict[str, Any] = thaw(self.schema)
+        return plain
+
+
+@dataclass(frozen=True, slots=True)
 class ModelInvocation:
-    """One model call. Providers read everything from here and store none of it."""
+    """One model call. Providers read everything from here and store none of it.
+
+    With `output_schema` set the call asks for a typed answer: JSON matching that schema.
+    """
 
     runtime_id: str
     provider: str
@@ -52,3 +96,4 @@ class ModelInvocation:
     model_params: FrozenDict = field(default_factory=FrozenDict)
     ephemerals: EphemeralSettings = field(default_factory=EphemeralSettings)
     system_prompt: str | None = None
+    output_schema: OutputSchema | None = None

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from chatscope.config.profiles import ProfileSpec
+from chatscope.errors import ConfigurationError
 from chatscope.services.frozen import FrozenDict, deep_freeze
 from chatscope.services.runtime.context import AgentRuntimeContext
 from chatscope.services.runtime.scopes import ScopeFactory, ScopeRequest
@@ -21,8 +22,10 @@ __all__ = ["SubAgentScope", "SubagentProfile"]
 class SubagentProfile:
     """What a subagent runs with: its own provider, model, params, prompt and tools.
 
-    `allowed_tools` None means every tool of the scope; `api_key_env` names an environment
-    variable looked up (before the provider's standard ones) at each call.
+    `allowed_tools` None means every tool of the scope, `mcp_servers` None every MCP server;
+    `api_key_env` names an environment variable looked up (before the provider's standard ones)
+    at each call. `output_schema` (a JSON schema, deeply frozen) asks each run for a typed
+    answer, validated like any chat's `output_type`.
     """
 
     name: str
@@ -39,19 +42,29 @@ class SubagentProfile:
     key_file: Path | None = None
     api_key_env: str | None = None
     description: str = ""
+    output_schema: FrozenDict | None = None
+    mcp_servers: tuple[str, ...] | None = None
 
     @classmethod
     def create(cls, *, name: str, provider: str, model: str, **options: Any) -> SubagentProfile:
         """A profile with its mappings deeply frozen."""
         for key in ("model_params", "ephemeral_overrides"):
             options[key] = deep_freeze(options.get(key) or {})
-        if options.get("allowed_tools") is not None:
-            options["allowed_tools"] = tuple(options["allowed_tools"])
+        if options.get("output_schema") is not None:
+            options["output_schema"] = deep_freeze(options["output_schema"])
+        for key in ("allowed_tools", "mcp_servers"):
+            if options.get(key) is not None:
+                options[key] = tuple(options[key])
         return cls(name=name, provider=provider, model=model, **options)
 
     @classmethod
     def from_spec(cls, spec: ProfileSpec) -> SubagentProfile:
-        """The profile a validated profile file describes."""
+        """The profile a validated profile file describes (its schema file read: `load_profile`)."""
+        if isinstance(spec.output_schema, Path):
+            raise ConfigurationError(
+                f"subagent {spec.name!r}: output schema file {spec.output_schema} was not read; "
+                "load the profile with load_profile"
+            )
         return cls.create(
             name=spec.name,
             provider=spec.provider,
@@ -66,6 +79,8 @@ class SubagentProfile:
             key_file=spec.key_file,
             api_key_env=spec.api_key_env,
             description=spec.description,
+            output_schema=spec.output_schema,
+            mcp_servers=spec.mcp_servers,
         )
 
     def scope_request(self, scope_name: str) -> ScopeRequest:
@@ -82,6 +97,7 @@ class SubagentProfile:
             system_prompt=self.system_prompt,
             allowed_tools=self.allowed_tools,
             subagent_name=scope_name,
+            mcp_servers=self.mcp_servers,
         )
 
 

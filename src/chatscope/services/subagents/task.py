@@ -34,7 +34,7 @@ from chatscope.services.messages import Usage
 from chatscope.services.runtime.context import AgentRuntimeContext
 from chatscope.services.runtime.scopes import ScopeFactory
 from chatscope.services.subagents.profile import SubagentProfile, SubAgentScope
-from chatscope.services.tools.ports import ToolDeclaration
+from chatscope.services.tools.ports import ToolContext, ToolDeclaration
 
 __all__ = [
     "EMIT_VALUE",
@@ -95,7 +95,9 @@ class TaskResult:
     """How a subagent run ended, what it said and emitted, and what it cost.
 
     `final_message` is all the visible text the subagent produced: its whole answer, or for a
-    timeout, an error or a cancellation, what it had streamed until then.
+    timeout, an error or a cancellation, what it had streamed until then. `output` is the
+    validated JSON answer of a profile with an `output_schema` (deeply frozen), None otherwise
+    or when the run did not complete; an answer that never validated ends the run in `ERROR`.
     """
 
     subagent_name: str
@@ -110,6 +112,7 @@ class TaskResult:
     model_calls: int | None
     duration_ms: float
     error: str | None = None
+    output: Any = None
 
     def as_json(self) -> dict[str, Any]:
         """The JSON document the `task` tool returns and `chatscope task --json` prints."""
@@ -132,6 +135,7 @@ class TaskResult:
             "model_calls": self.model_calls,
             "duration_ms": round(self.duration_ms, 3),
             "error": self.error,
+            "output": thaw(self.output),
         }
 
 
@@ -167,7 +171,7 @@ class EmitValueTool:
         """Name, description and parameters."""
         return _EMIT_DECLARATION
 
-    async def run(self, arguments: Mapping[str, Any]) -> str:
+    async def run(self, arguments: Mapping[str, Any], context: ToolContext | None = None) -> str:
         """Keep one value; a missing or empty name is refused."""
         name = arguments.get("name")
         if not isinstance(name, str) or not name.strip():
@@ -324,7 +328,9 @@ class _Progress:
             if turn.finish_reason is FinishReason.MAX_TURNS
             else TerminateReason.GOAL
         )
-        return self._result(reason, turn.text, turn.usage, turn.model_calls, None)
+        return self._result(
+            reason, turn.text, turn.usage, turn.model_calls, None, deep_freeze(turn.output)
+        )
 
     def ended(self, reason: TerminateReason, error: str | None = None) -> TaskResult:
         """The result of a run cut short: the text and usage streamed until now."""
@@ -337,6 +343,7 @@ class _Progress:
         usage: Usage,
         model_calls: int | None,
         error: str | None,
+        output: Any = None,
     ) -> TaskResult:
         state = self.scope.runtime_context.state
         elapsed = time.perf_counter() - self.started if self.started is not None else 0.0
@@ -353,6 +360,7 @@ class _Progress:
             model_calls=model_calls,
             duration_ms=elapsed * 1000,
             error=error,
+            output=output,
         )
 
 
@@ -370,7 +378,10 @@ async def _drive(open_chat: OpenChat, progress: _Progress) -> TaskResult:
 
 
 async def _stream(chat: ChatSession, progress: _Progress) -> CompletedTurn:
-    async with contextlib.aclosing(chat.stream(progress.request.prompt())) as events:
+    schema = progress.scope.profile.output_schema
+    output_type = thaw(schema) if schema is not None else None
+    turns = chat.stream(progress.request.prompt(), output_type=output_type)
+    async with contextlib.aclosing(turns) as events:
         async for event in events:
             if isinstance(event, TurnDone):
                 return event.turn

@@ -25,11 +25,13 @@ from chatscope.errors import (
     StreamProtocolError,
 )
 from chatscope.services.messages import ToolCallBlock
+from chatscope.services.runtime.invocation import OutputSchema
 
 __all__ = [
     "PendingCall",
     "auth_headers",
     "error_from_payload",
+    "json_schema_format",
     "parse_arguments",
     "wire_call_id",
 ]
@@ -75,6 +77,15 @@ class PendingCall:
 def auth_headers(secret: str | None) -> dict[str, str]:
     """The bearer header of one request, or none at all for local servers without a key."""
     return {"Authorization": f"Bearer {secret}"} if secret is not None else {}
+
+
+def json_schema_format(output: OutputSchema) -> dict[str, Any]:
+    """The `name`, `schema` and `strict` of a typed answer, as both OpenAI APIs take them.
+
+    Chat Completions nests them in `response_format.json_schema`, Responses puts them beside
+    `type` in `text.format`; `strict` is only claimed for a schema made to strict mode's rules.
+    """
+    return {"name": output.name, "schema": output.json_schema(), "strict": output.strict}
 
 
 def wire_call_id(call_id: str, limit: int) -> str:

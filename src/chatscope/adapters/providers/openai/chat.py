@@ -35,6 +35,7 @@ from chatscope.adapters.providers.openai._common import (
     PendingCall,
     auth_headers,
     error_from_payload,
+    json_schema_format,
     wire_call_id,
 )
 from chatscope.errors import InvalidRequestError, StreamProtocolError
@@ -126,6 +127,9 @@ def _build_body(invocation: ModelInvocation, provider: str) -> dict[str, Any]:
     }
     if invocation.tools:
         body["tools"] = _map_tools(invocation.tools)
+    if invocation.output_schema is not None:  # a typed answer's schema wins over model params
+        format_ = json_schema_format(invocation.output_schema)
+        body["response_format"] = {"type": "json_schema", "json_schema": format_}
     params: dict[str, Any] = thaw(invocation.model_params)
     streaming = params.pop("stream", True) is not False
     for key, value in params.items():

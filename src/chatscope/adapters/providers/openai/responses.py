@@ -32,7 +32,11 @@ from chatscope.adapters.providers._http import (
     streamed_response,
 )
 from chatscope.adapters.providers._sse import sse_stream
-from chatscope.adapters.providers.openai._common import auth_headers, wire_call_id
+from chatscope.adapters.providers.openai._common import (
+    auth_headers,
+    json_schema_format,
+    wire_call_id,
+)
 from chatscope.adapters.providers.openai._responses_events import ResponsesTurn, process_response
 from chatscope.errors import InvalidRequestError
 from chatscope.services.events import ProviderEvent
@@ -99,6 +103,10 @@ def _build_body(invocation: ModelInvocation, provider: str) -> dict[str, Any]:
     if invocation.tools:
         body["tools"] = _map_tools(invocation.tools)
     params: dict[str, Any] = thaw(invocation.model_params)
+    if invocation.output_schema is not None:
+        # A typed answer's schema wins over model params; their other `text` options stay.
+        format_ = {"type": "json_schema", **json_schema_format(invocation.output_schema)}
+        body["text"] = {**(params.pop("text", None) or {}), "format": format_}
     streaming = params.pop("stream", True) is not False
     for key, value in params.items():
         body.setdefault(key, value)
