@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, TextIO
 
 from chatscope.cli.sessions import announce_session, check_session
@@ -10,6 +11,7 @@ from chatscope.config.presets import PRESETS, get_preset
 from chatscope.config.settings import Settings
 from chatscope.containers.application import ApplicationContainer
 from chatscope.errors import ConfigurationError
+from chatscope.services.chat import output_spec
 from chatscope.services.events import (
     ChatEvent,
     CompletedTurn,
@@ -42,6 +44,7 @@ def scope_request(options: dict[str, Any]) -> ScopeRequest:
         "base_url": options["base_url"],
         "system_prompt": options["system_prompt"],
         "session_id": options.get("session_id"),
+        "approver": options.get("approver"),
     }
     if not options.get("preset"):
         return ScopeRequest(**fields)
@@ -67,25 +70,53 @@ async def run_chat(
     """Send one prompt in a fresh scope; stream it, or print one JSON object with `as_json`.
 
     With `session_id` the scope continues that saved session; a new chat starts a new one.
+    With `output_schema` (a JSON-schema file) the answer must be JSON of that schema: the
+    validated JSON is printed (under `output` with `as_json`) instead of the streamed text.
     """
+    schema = read_output_schema(options.get("output_schema"))
     await check_session(app, options.get("session_id"))
     request = scope_request(options)
     context = app.runtime.scopes().foreground(request)
     chat = app.runtime.chat_session(context=context)
     turn: CompletedTurn | None = None
-    async for event in chat.stream(options["prompt"]):
+    async for event in chat.stream(options["prompt"], output_type=schema):
         if isinstance(event, TurnDone):
             turn = event.turn
-        elif not options["as_json"]:
+        elif not options["as_json"] and not (schema is not None and isinstance(event, TextDelta)):
             _show(event, out, err)
     assert turn is not None  # noqa: S101 - a stream always ends with TurnDone
     if options["as_json"]:
-        out.write(json.dumps(turn_as_json(turn, context), ensure_ascii=False) + "\n")
+        document = turn_as_json(turn, context)
+        if schema is not None:
+            document["output"] = turn.output
+        out.write(json.dumps(document, ensure_ascii=False) + "\n")
+    elif schema is not None:
+        out.write(json.dumps(turn.output, ensure_ascii=False, indent=2) + "\n")
     elif not turn.text.endswith("\n"):
         out.write("\n")
     if not options["as_json"]:
         announce_session(context, err)
     return 0
+
+
+def read_output_schema(path: Path | None) -> dict[str, Any] | None:
+    """The JSON schema in file `path` (None without one); a file that cannot be read, is not
+    JSON or is not a valid JSON schema raises `ConfigurationError` naming it."""
+    if path is None:
+        return None
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read output schema {path}: {exc.strerror}") from None
+    except ValueError as exc:  # also a file that is not UTF-8
+        raise ConfigurationError(f"output schema {path} is not JSON: {exc}") from None
+    if not isinstance(schema, dict):
+        raise ConfigurationError(f"output schema {path} is not a JSON object")
+    try:
+        output_spec(schema)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"output schema {path}: {exc}") from None
+    return schema
 
 
 def _show(event: ChatEvent, out: TextIO, err: TextIO) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from chatscope.cli.commands import list_presets, run_chat, show_config
 from chatscope.cli.sessions import add_sessions_parser, run_sessions
 from chatscope.cli.subagents import add_subagent_parsers, list_subagents, run_task
+from chatscope.cli.tools import TerminalApprover, add_tools_parser, list_tools
 from chatscope.config.loading import load_settings
 from chatscope.config.presets import PRESETS
 from chatscope.config.settings import PROVIDER_NAMES, Settings
@@ -47,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--system", help="system prompt")
     chat.add_argument("--json", action="store_true", help="print one JSON object at the end")
     chat.add_argument("--session", metavar="ID", help="continue this saved session")
+    chat.add_argument(
+        "--output-schema",
+        metavar="FILE",
+        type=Path,
+        help="answer with JSON matching this JSON-schema file; print it, validated",
+    )
     _add_env_file(chat)
     config = commands.add_parser("config", help="inspect configuration")
     config_commands = config.add_subparsers(dest="config_command", required=True)
@@ -55,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("presets", help="list the named OpenAI-compatible endpoints")
     add_sessions_parser(commands, _add_env_file)
     add_subagent_parsers(commands, _add_env_file)
+    add_tools_parser(commands, _add_env_file)
     return parser
 
 
@@ -83,14 +91,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "config":
         show_config(settings, sys.stdout)
         return 0
-    if args.command == "sessions":
-        return asyncio.run(_sessions(settings, args))
-    if args.command == "subagents":
-        app = ApplicationContainer(settings=settings, environ=dict(os.environ))
-        return list_subagents(app, args, sys.stdout)
-    if args.command == "task":
-        return asyncio.run(_task(settings, args))
-    return asyncio.run(_chat(settings, args))
+    commands = {
+        "sessions": _sessions,
+        "subagents": _subagents,
+        "task": _task,
+        "tools": _tools,
+    }
+    return asyncio.run(commands.get(args.command, _chat)(settings, args))
 
 
 async def _chat(settings: Settings, args: argparse.Namespace) -> int:
@@ -120,6 +127,24 @@ async def _task(settings: Settings, args: argparse.Namespace) -> int:
         await _shutdown(app)
 
 
+async def _subagents(settings: Settings, args: argparse.Namespace) -> int:
+    app = ApplicationContainer(settings=settings, environ=dict(os.environ))
+    await _init(app)  # MCP servers start, so profiles may allow their tools
+    try:
+        return list_subagents(app, args, sys.stdout)
+    finally:
+        await _shutdown(app)
+
+
+async def _tools(settings: Settings, args: argparse.Namespace) -> int:
+    app = ApplicationContainer(settings=settings, environ=dict(os.environ))
+    await _init(app)
+    try:
+        return list_tools(app, args, sys.stdout, sys.stderr)
+    finally:
+        await _shutdown(app)
+
+
 async def _init(app: ApplicationContainer) -> None:
     result = app.init_resources()
     if result is not None:
@@ -142,7 +167,14 @@ def _chat_options(args: argparse.Namespace) -> dict[str, Any]:
         "system_prompt": args.system,
         "as_json": args.json,
         "session_id": args.session,
+        "output_schema": args.output_schema,
+        "approver": TerminalApprover(sys.stderr) if _interactive() else None,
     }
+
+
+def _interactive() -> bool:
+    """Whether someone at a terminal can answer an approval question."""
+    return sys.stdin.isatty() and sys.stderr.isatty()
 
 
 def _fail(message: str, code: int) -> int:
