@@ -55,6 +55,7 @@ CONTAINER_MODULES = (
 TESTS = (
     "tests/integration/containers/test_container_wiring.py",
     "tests/integration/containers/test_containers.py",
+    "tests/integration/containers/test_scope_tools.py",
     "tests/integration/containers/test_isolation_over_http.py",
     "tests/integration/containers/test_faults.py",
     "tests/integration/sessions/test_sessions_containers.py",

@@ -15,6 +15,7 @@ from chatscope.errors import (
     ErrorCategory,
     HistoryStoreError,
     MissingProviderRuntimeError,
+    OutputValidationError,
     ProfileError,
     ProviderError,
     ToolError,
@@ -45,12 +46,21 @@ from chatscope.services.runtime.ports import (
 from chatscope.services.runtime.scopes import ScopeRequest
 from chatscope.services.runtime.state import AgentRuntimeState
 from chatscope.services.subagents.profile import SubagentProfile, SubAgentScope
-from chatscope.services.tools.ports import Tool
+from chatscope.services.tools.function import FunctionTool, tool
+from chatscope.services.tools.ports import (
+    ApprovalRequest,
+    Approver,
+    Tool,
+    ToolContext,
+    ToolDeclaration,
+)
 
 __all__ = [
     "AgentRuntimeContext",
     "AgentRuntimeState",
     "ApplicationContainer",
+    "ApprovalRequest",
+    "Approver",
     "AuthenticationRequiredError",
     "ChatEvent",
     "ChatSession",
@@ -61,6 +71,7 @@ __all__ = [
     "ErrorCategory",
     "ExplicitSettings",
     "FinishReason",
+    "FunctionTool",
     "HistoryCompressor",
     "HistoryOpener",
     "HistoryStore",
@@ -69,6 +80,7 @@ __all__ = [
     "Message",
     "MissingProviderRuntimeError",
     "ModelProvider",
+    "OutputValidationError",
     "PRESETS",
     "Preset",
     "ProfileError",
@@ -83,6 +95,8 @@ __all__ = [
     "ThinkingDelta",
     "Tool",
     "ToolCallEvent",
+    "ToolContext",
+    "ToolDeclaration",
     "ToolError",
     "ToolResultEvent",
     "TurnDone",
@@ -91,4 +105,5 @@ __all__ = [
     "UsageEvent",
     "create_agent_runtime_context",
     "load_settings",
+    "tool",
 ]

@@ -27,6 +27,8 @@ PUBLIC_NAMES = [
     "AgentRuntimeContext",
     "AgentRuntimeState",
     "ApplicationContainer",
+    "ApprovalRequest",
+    "Approver",
     "AuthenticationRequiredError",
     "ChatEvent",
     "ChatSession",
@@ -37,6 +39,7 @@ PUBLIC_NAMES = [
     "ErrorCategory",
     "ExplicitSettings",
     "FinishReason",
+    "FunctionTool",
     "HistoryCompressor",
     "HistoryOpener",
     "HistoryStore",
@@ -45,6 +48,7 @@ PUBLIC_NAMES = [
     "Message",
     "MissingProviderRuntimeError",
     "ModelProvider",
+    "OutputValidationError",
     "PRESETS",
     "Preset",
     "ProfileError",
@@ -59,6 +63,8 @@ PUBLIC_NAMES = [
     "ThinkingDelta",
     "Tool",
     "ToolCallEvent",
+    "ToolContext",
+    "ToolDeclaration",
     "ToolError",
     "ToolResultEvent",
     "TurnDone",
@@ -67,6 +73,7 @@ PUBLIC_NAMES = [
     "UsageEvent",
     "create_agent_runtime_context",
     "load_settings",
+    "tool",
 ]
 
 TESTING_NAMES = [
@@ -74,6 +81,7 @@ TESTING_NAMES = [
     "ScriptedProvider",
     "ScriptedReply",
     "build_test_app",
+    "fake_mcp_servers",
     "override_provider",
 ]
 
