@@ -165,11 +165,10 @@ def test_a_scopes_tools_are_workspace_then_application_then_its_own(
         assert build().names() == tuple(every)
 
 
-@given(
-    headers=st.dictionaries(
-        names, st.dictionaries(names, st.text(min_size=1, max_size=12), max_size=3), max_size=3
-    )
-)
+tokens = st.text(min_size=1, max_size=12).map(lambda text: f"tok-{text}-end")
+
+
+@given(headers=st.dictionaries(names, st.dictionaries(names, tokens, max_size=3), max_size=3))
 def test_scope_headers_are_frozen_secrets_and_read_back_exactly(
     headers: dict[str, dict[str, str]],
 ) -> None:
@@ -182,10 +181,7 @@ def test_scope_headers_are_frozen_secrets_and_read_back_exactly(
             assert isinstance(value, SecretStr)
     assert selection.headers_for("no-such-server-name-at-all") == {}
     text = repr(request)
-    for values in headers.values():
-        for value in values.values():
-            if len(value) > 3:
-                assert repr(value)[1:-1] not in text.replace("**********", "")
+    assert "tok-" not in text
 
 
 @given(headers=st.dictionaries(names, st.dictionaries(names, st.text(max_size=5), max_size=2)))
