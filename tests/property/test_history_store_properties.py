@@ -41,6 +41,7 @@ from chatscope.adapters.storage.sql_history import (
     SqlHistoryStore,
     session_title,
 )
+from chatscope.errors import UnknownSessionError
 from chatscope.services.history.memory import InMemoryHistory
 from chatscope.services.messages import Message, Role, Usage
 from tests.support.databases import DATABASE_BACKENDS, engine_for, fresh_database, migrated_engine
@@ -254,6 +255,39 @@ async def test_deleting_sessions_removes_exactly_those(
         assert await SqlHistoryStore(engine, session_id=session_id).messages() == expected
         if session_id in listed:
             await catalog.delete(session_id)
+
+
+owners = st.sampled_from(["acme", "globex", "local", "initech"])
+
+
+@settings(max_examples=15)
+@given(script=st.lists(st.tuples(owners, st.integers(0, 3), st.text(max_size=8)), max_size=12))
+async def test_each_owner_reads_and_writes_only_its_own_sessions(
+    engine: AsyncEngine, script: list[tuple[str, int, str]]
+) -> None:
+    """Owners writing to a few session ids in any order: the first writer of an id owns it,
+    every later writer of another owner is refused, and each owner lists and reads exactly
+    the turns it wrote to the sessions it owns."""
+    example = new_session_id()
+    owner_of: dict[str, str] = {}
+    written: dict[str, list[Message]] = {}
+    for owner, slot, text in script:
+        session_id = f"{example}-{slot}"
+        store = SqlHistoryStore(engine, session_id=session_id, owner=owner)
+        if owner_of.setdefault(session_id, owner) == owner:
+            await store.append_turn([Message.user(text)])
+            written.setdefault(session_id, []).append(Message.user(text))
+        else:
+            with pytest.raises(UnknownSessionError):
+                await store.append_turn([Message.user(text)])
+            assert await store.messages() == ()
+    catalog = SessionCatalog(engine)
+    for owner in ("acme", "globex", "local", "initech"):
+        listed = {s.id for s in await catalog.list_sessions(owner) if s.id.startswith(example)}
+        assert listed == {sid for sid, who in owner_of.items() if who == owner}
+        for session_id in listed:
+            stored = await SqlHistoryStore(engine, session_id=session_id, owner=owner).messages()
+            assert stored == tuple(written[session_id])
 
 
 @settings(max_examples=6)

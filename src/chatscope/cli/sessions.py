@@ -1,4 +1,8 @@
-"""Saved sessions on the command line: `sessions list | show | delete` and `chat --session`."""
+"""Saved sessions on the command line: `sessions list | show | delete` and `chat --session`.
+
+The command line is the local owner (`LOCAL_OWNER`): it sees, continues and deletes the sessions
+it saved and those of a server running without API keys, never a tenant's.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, TextIO, assert_never
 
 from chatscope.adapters.storage.codec import message_to_dict
+from chatscope.adapters.storage.schema import LOCAL_OWNER
 from chatscope.adapters.storage.sql_history import (
     SessionCatalog,
     SessionSummary,
@@ -67,7 +72,7 @@ async def run_sessions(app: ApplicationContainer, args: argparse.Namespace, out:
     elif args.sessions_command == "show":
         await _show(catalog, args.session_id, out, as_json=args.json)
     else:
-        await catalog.delete(args.session_id)
+        await catalog.delete(args.session_id, LOCAL_OWNER)
         out.write(f"deleted session {args.session_id}\n")
     return 0
 
@@ -75,7 +80,7 @@ async def run_sessions(app: ApplicationContainer, args: argparse.Namespace, out:
 async def check_session(app: ApplicationContainer, session_id: str | None) -> None:
     """Refuse `chat --session ID` early: with the memory backend, or for an unknown ID."""
     if session_id is not None:
-        await _catalog(app).get(session_id)
+        await _catalog(app).get(session_id, LOCAL_OWNER)
 
 
 def announce_session(context: AgentRuntimeContext, err: TextIO) -> None:
@@ -92,7 +97,7 @@ def _catalog(app: ApplicationContainer) -> SessionCatalog:
 
 
 async def _list(catalog: SessionCatalog, out: TextIO, *, as_json: bool) -> None:
-    summaries = await catalog.list_sessions()
+    summaries = await catalog.list_sessions(LOCAL_OWNER)
     if as_json:
         out.write(json.dumps([summary_as_json(s) for s in summaries], ensure_ascii=False) + "\n")
         return
@@ -108,8 +113,8 @@ async def _list(catalog: SessionCatalog, out: TextIO, *, as_json: bool) -> None:
 
 
 async def _show(catalog: SessionCatalog, session_id: str, out: TextIO, *, as_json: bool) -> None:
-    summary = await catalog.get(session_id)
-    stored = await catalog.transcript(session_id)
+    summary = await catalog.get(session_id, LOCAL_OWNER)
+    stored = await catalog.transcript(session_id, LOCAL_OWNER)
     if as_json:
         out.write(json.dumps(session_as_json(summary, stored), ensure_ascii=False) + "\n")
         return

@@ -47,12 +47,18 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "data"
 
 
-def save(data_dir: Path, session_id: str, *appended: list[Message], label: str = "") -> None:
-    """Write turns to a session the way a chat would."""
+def save(
+    data_dir: Path,
+    session_id: str,
+    *appended: list[Message],
+    label: str = "",
+    owner: str | None = None,
+) -> None:
+    """Write turns to a session the way a chat would (of `owner`: a server's tenant)."""
 
     async def write() -> None:
         async with migrated_engine("sqlite", data_dir.parent) as engine:
-            store = SqlHistoryStore(engine, session_id=session_id)
+            store = SqlHistoryStore(engine, session_id=session_id, owner=owner)
             if label:
                 store.label(provider=label, model=f"{label}-model")
             for turn in appended:
@@ -152,6 +158,23 @@ def test_list_show_and_delete(data_dir: Path, capsys: pytest.CaptureFixture[str]
     assert run(capsys, "sessions", "list")[:2] == (0, "no saved sessions\n")
     code, _, err = run(capsys, "sessions", "show", "s1")
     assert (code, err.strip()) == (EXIT_ERROR, _unknown("s1"))
+
+
+def test_the_cli_is_the_local_owner_and_never_sees_a_tenants_session(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A session a server saved for tenant acme is unknown to list, show, delete and chat."""
+    save(data_dir, "tenant-session", [Message.user("acme only")], owner="acme")
+    save(data_dir, "cli-session", [Message.user("local")])
+    code, out, _ = run(capsys, "sessions", "list")
+    assert code == 0
+    assert "cli-session" in out
+    assert "tenant-session" not in out
+    for command in (("show", "tenant-session"), ("delete", "tenant-session")):
+        code, _, err = run(capsys, "sessions", *command)
+        assert (code, err.strip()) == (EXIT_ERROR, _unknown("tenant-session"))
+    code, _, err = run(capsys, "chat", "hi", "--session", "tenant-session")
+    assert (code, err.strip()) == (EXIT_ERROR, _unknown("tenant-session"))
 
 
 def _unknown(session_id: str) -> str:

@@ -144,6 +144,86 @@ async def test_unknown_sessions_are_named_in_the_error(
         assert repr(session_id) in str(caught.value)
 
 
+# --- owners ---------------------------------------------------------------------------------
+
+
+async def test_a_new_session_belongs_to_its_stores_owner(engine: AsyncEngine) -> None:
+    """A store creates its session with its owner; without one, the local owner."""
+    await SqlHistoryStore(engine, session_id="mine", owner="acme").append_turn([Message.user("a")])
+    await SqlHistoryStore(engine, session_id="cli").append_turn([Message.user("b")])
+    catalog = SessionCatalog(engine)
+    assert (await catalog.get("mine")).owner == "acme"
+    assert (await catalog.get("cli")).owner == "local"
+    assert [s.id for s in await catalog.list_sessions("acme")] == ["mine"]
+    assert [s.id for s in await catalog.list_sessions("local")] == ["cli"]
+    assert {s.id for s in await catalog.list_sessions()} == {"mine", "cli"}
+
+
+async def test_another_owners_session_reads_empty_and_refuses_every_write(
+    engine: AsyncEngine,
+) -> None:
+    """A store of globex on acme's session sees nothing, and its appends and replacements
+    raise `UnknownSessionError`, leaving acme's session exactly as it was."""
+    turn = [Message.user("acme's secret"), reply("ok")]
+    await SqlHistoryStore(engine, session_id="s1", owner="acme").append_turn(turn)
+    intruder = SqlHistoryStore(engine, session_id="s1", owner="globex", provider="x", model="y")
+    assert await intruder.messages() == ()
+    for write in (
+        intruder.append_turn([Message.user("mine now")]),
+        intruder.replace([Message.user("mine now")]),
+    ):
+        with pytest.raises(UnknownSessionError):
+            await write
+    summary = await SessionCatalog(engine).get("s1")
+    assert (summary.owner, summary.provider, summary.turn_count) == ("acme", None, 1)
+    assert await SqlHistoryStore(engine, session_id="s1", owner="acme").messages() == tuple(turn)
+
+
+async def test_the_catalog_filters_every_method_by_owner(engine: AsyncEngine) -> None:
+    """find, get, transcript and delete see only the owner's session when given an owner."""
+    await SqlHistoryStore(engine, session_id="s1", owner="acme").append_turn([Message.user("a")])
+    catalog = SessionCatalog(engine)
+    assert await catalog.find("s1", "globex") is None
+    assert await catalog.transcript("s1", "globex") == ()
+    for action in (catalog.get, catalog.delete):
+        with pytest.raises(UnknownSessionError):
+            await action("s1", "globex")
+    assert (await catalog.get("s1", "acme")).id == "s1"
+    assert [item.message for item in await catalog.transcript("s1", "acme")] == [Message.user("a")]
+    await catalog.delete("s1", "acme")
+    assert await catalog.find("s1") is None
+    assert await stored_rows(engine, "s1") == []
+
+
+async def test_a_created_session_is_empty_until_its_first_turn_titles_it(
+    engine: AsyncEngine,
+) -> None:
+    """`create` saves an empty session with its label and system prompt; the first turn
+    gives it its title, and later turns keep it."""
+    catalog = SessionCatalog(engine)
+    created = await catalog.create(
+        "s1", owner="acme", provider="openai", model="m", system_prompt="Be brief."
+    )
+    assert (created.turn_count, created.message_count, created.title) == (0, 0, "")
+    assert (created.owner, created.system_prompt) == ("acme", "Be brief.")
+    store = SqlHistoryStore(engine, session_id="s1", owner="acme")
+    assert await store.messages() == ()
+    await store.append_turn([Message.user("first prompt"), reply("1")])
+    await store.append_turn([Message.user("second prompt"), reply("2")])
+    summary = await catalog.get("s1", "acme")
+    assert (summary.title, summary.turn_count, summary.message_count) == ("first prompt", 2, 4)
+    assert (summary.provider, summary.system_prompt) == ("openai", "Be brief.")
+    assert [(row[1]) for row in await stored_rows(engine, "s1")] == [1, 1, 2, 2]
+
+
+async def test_creating_an_existing_session_id_is_a_store_error(engine: AsyncEngine) -> None:
+    """`create` never takes over a saved session, whoever owns it."""
+    await SqlHistoryStore(engine, session_id="s1", owner="acme").append_turn([Message.user("a")])
+    with pytest.raises(HistoryStoreError, match="creating session 's1'"):
+        await SessionCatalog(engine).create("s1", owner="globex")
+    assert (await SessionCatalog(engine).get("s1")).owner == "acme"
+
+
 # --- atomicity ------------------------------------------------------------------------------
 
 
@@ -254,8 +334,26 @@ async def test_migrating_again_changes_nothing(engine: AsyncEngine) -> None:
     assert await SqlHistoryStore(engine, session_id="s1").messages() == (Message.user("kept"),)
 
 
+async def write_version_1_session(
+    engine: AsyncEngine, session_id: str, turn: list[Message]
+) -> None:
+    """A session and its messages as chatscope wrote them at schema version 1 (no owner)."""
+    now = dt.datetime.now(dt.UTC)
+    session = {"id": session_id, "created_at": now, "updated_at": now, "title": "t"}
+    session |= {"provider": "demo", "model": "m", "message_count": len(turn), "turn_count": 1}
+    rows = [
+        {"session_id": session_id, "position": position, "turn": 1, "role": str(message.role)}
+        | {"payload": encode_message(message), "usage": None}
+        for position, message in enumerate(turn)
+    ]
+    async with engine.begin() as connection:
+        await connection.execute(insert(sessions_table).values(**session))
+        await connection.execute(insert(messages_table), rows)
+
+
 async def test_a_version_1_database_is_upgraded_with_its_data(backend: str, tmp_path: Path) -> None:
-    """A database left at version 1 gains the later migrations and keeps every session."""
+    """A database left at version 1 gains the later migrations and keeps every session, which
+    then belongs to the local owner."""
     async with fresh_database(backend, tmp_path) as url:
         engine = engine_for(url)
         try:
@@ -264,14 +362,16 @@ async def test_a_version_1_database_is_upgraded_with_its_data(backend: str, tmp_
             versions, _, indexes = await schema_state(engine)
             assert (versions, "ix_sessions_updated_at" in indexes) == ([1], False)
             turn = [Message.user("from version 1"), reply("still here")]
-            await SqlHistoryStore(engine, session_id="s1").append_turn(turn)
+            await write_version_1_session(engine, "s1", turn)
             assert await prepare_database(engine) == LATEST_VERSION
             versions, _, indexes = await schema_state(engine)
             assert await SqlHistoryStore(engine, session_id="s1").messages() == tuple(turn)
+            summary = await SessionCatalog(engine).get("s1", owner="local")
         finally:
             await engine.dispose()
     assert versions == list(range(1, LATEST_VERSION + 1))
-    assert "ix_sessions_updated_at" in indexes
+    assert {"ix_sessions_updated_at", "ix_sessions_owner_updated_at"} <= set(indexes)
+    assert (summary.owner, summary.system_prompt, summary.title) == ("local", None, "t")
 
 
 async def test_a_database_from_a_newer_chatscope_is_refused(engine: AsyncEngine) -> None:

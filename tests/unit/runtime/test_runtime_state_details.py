@@ -178,19 +178,26 @@ class _RecordingOpener:
     def __init__(self) -> None:
         self.opened: list[str] = []
         self.labels: list[tuple[str, str]] = []
+        self.owners: list[str | None] = []
         self.histories: list[InMemoryHistory] = []
 
-    def __call__(self, *, session_id: str, provider: str, model: str) -> InMemoryHistory:
+    def __call__(
+        self, *, session_id: str, provider: str, model: str, owner: str | None = None
+    ) -> InMemoryHistory:
         self.opened.append(session_id)
         self.labels.append((provider, model))
+        self.owners.append(owner)
         history = InMemoryHistory()
         self.histories.append(history)
         return history
 
 
-@given(parent=st.none() | ids, session_id=ids)
-def test_only_a_subagent_opens_its_own_history(parent: str | None, session_id: str) -> None:
-    """A foreground scope opens its session's history; a subagent always its own store."""
+@given(parent=st.none() | ids, session_id=ids, owner=st.none() | ids)
+def test_only_a_subagent_opens_its_own_history(
+    parent: str | None, session_id: str, owner: str | None
+) -> None:
+    """A foreground scope opens its session's history, as its owner's; a subagent always its
+    own store, whoever owns its parent's session."""
     foreground, subagent = _RecordingOpener(), _RecordingOpener()
     parts = _parts()
     state = parts.pop("state").with_updates(session_id=session_id, parent_runtime_id=parent)
@@ -202,13 +209,39 @@ def test_only_a_subagent_opens_its_own_history(parent: str | None, session_id: s
         open_subagent_history=subagent,
         build_tools=lambda **_: tools,
         tool_selection=ToolSelection(),
+        owner=owner,
         **parts,
     )
     used, unused = (subagent, foreground) if parent else (foreground, subagent)
     assert used.opened == [session_id]
     assert used.labels == [(state.provider, state.model)]
+    assert used.owners == [None if parent else owner]
     assert unused.opened == []
     assert context.history is used.histories[0]
+
+
+@given(parent=st.none() | ids, owner=st.none() | ids)
+def test_a_history_the_caller_opened_is_used_as_it_is(
+    parent: str | None, owner: str | None
+) -> None:
+    """Given a history, the scope uses it and opens nothing."""
+    opener = _RecordingOpener()
+    parts = _parts()
+    state = parts.pop("state").with_updates(parent_runtime_id=parent)
+    given_history = parts.pop("history")
+    tools = parts.pop("tools")
+    context = open_scope_context(
+        state=state,
+        open_history=opener,
+        open_subagent_history=opener,
+        build_tools=lambda **_: tools,
+        tool_selection=ToolSelection(),
+        owner=owner,
+        history=given_history,
+        **parts,
+    )
+    assert context.history is given_history
+    assert opener.opened == []
 
 
 @given(name=st.text(min_size=1, max_size=12).filter(lambda name: name != "gemini"))

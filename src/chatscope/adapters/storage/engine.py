@@ -16,9 +16,15 @@ from types import MappingProxyType
 from typing import Any
 
 from pydantic import SecretStr
-from sqlalchemy import URL, event, make_url
+from sqlalchemy import URL, event, make_url, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import ArgumentError, DBAPIError, InvalidRequestError, NoSuchModuleError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    InvalidRequestError,
+    NoSuchModuleError,
+    SQLAlchemyError,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from chatscope.errors import ConfigurationError, redact_secrets
@@ -27,6 +33,7 @@ __all__ = [
     "SQLITE_FILE_NAME",
     "create_database_engine",
     "describe_database_error",
+    "database_answers",
     "ensure_database_directory",
     "resolve_database_url",
     "write_transaction",
@@ -109,6 +116,16 @@ async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnectio
         await connection.execution_options(**{_WRITE_OPTION: True})
         async with connection.begin():
             yield connection
+
+
+async def database_answers(engine: AsyncEngine) -> bool:
+    """Whether the database answers `SELECT 1` (a server's readiness check)."""
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except (SQLAlchemyError, OSError):
+        return False
+    return True
 
 
 def ensure_database_directory(url: URL) -> None:

@@ -10,6 +10,10 @@ Version history:
   1. `sessions` (id, times, provider, model, title, counts) and `messages` (one row per message:
      session, position, turn, role, JSON payload, usage of the turn's last model call).
   2. An index on `sessions.updated_at`, the order `chatscope sessions list` shows.
+  3. `sessions.owner`, the tenant a session belongs to (`'local'` for the CLI and for a server
+     without API keys, and for every session saved before), `sessions.system_prompt`, the system
+     prompt a session was created with through the server, and an index on (owner, updated_at),
+     the order a tenant's sessions are listed in.
 """
 
 from __future__ import annotations
@@ -46,8 +50,10 @@ from chatscope.errors import HistoryStoreError
 
 __all__ = [
     "LATEST_VERSION",
+    "LOCAL_OWNER",
     "MIGRATIONS",
     "Migration",
+    "OWNER_LENGTH",
     "SESSION_ID_LENGTH",
     "database_lifecycle",
     "messages_table",
@@ -58,12 +64,16 @@ __all__ = [
 ]
 
 SESSION_ID_LENGTH = 128
+OWNER_LENGTH = 128
+LOCAL_OWNER = "local"
+"""The owner of sessions saved by the CLI, by a server without API keys, and before version 3."""
 # Any constant shared by chatscope processes: the PostgreSQL advisory lock of migrations.
 _MIGRATION_LOCK_KEY = 0x63686174
 
 
-def _session_tables(metadata: MetaData) -> tuple[Table, Table]:
-    """The tables as of schema version 1 (version 2 only adds an index)."""
+def _session_tables(metadata: MetaData, *, latest: bool = False) -> tuple[Table, Table]:
+    """The tables as of schema version 1 (version 2 only adds an index), or with `latest` as
+    of the latest version (version 3 adds two columns to `sessions`)."""
     sessions = Table(
         "sessions",
         metadata,
@@ -75,6 +85,7 @@ def _session_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("title", Text, nullable=False),
         Column("message_count", Integer, nullable=False),
         Column("turn_count", Integer, nullable=False),
+        *_version_3_columns(latest=latest),
     )
     messages = Table(
         "messages",
@@ -94,8 +105,17 @@ def _session_tables(metadata: MetaData) -> tuple[Table, Table]:
     return sessions, messages
 
 
+def _version_3_columns(*, latest: bool) -> tuple[Column[str], ...]:
+    if not latest:
+        return ()
+    return (
+        Column("owner", String(OWNER_LENGTH), nullable=False, server_default=LOCAL_OWNER),
+        Column("system_prompt", Text, nullable=True),
+    )
+
+
 _metadata = MetaData()
-sessions_table, messages_table = _session_tables(_metadata)
+sessions_table, messages_table = _session_tables(_metadata, latest=True)
 schema_version = Table(
     "schema_version",
     _metadata,
@@ -124,9 +144,24 @@ def _index_sessions_by_update(connection: Connection) -> None:
     Index("ix_sessions_updated_at", sessions.c.updated_at).create(connection)
 
 
+def _add_session_owners(connection: Connection) -> None:
+    """Every session saved so far belongs to the local owner."""
+    connection.execute(
+        text(
+            f"ALTER TABLE sessions ADD COLUMN owner VARCHAR({OWNER_LENGTH}) "
+            f"DEFAULT '{LOCAL_OWNER}' NOT NULL"
+        )
+    )
+    connection.execute(text("ALTER TABLE sessions ADD COLUMN system_prompt TEXT"))
+    sessions, _ = _session_tables(MetaData(), latest=True)
+    index = Index("ix_sessions_owner_updated_at", sessions.c.owner, sessions.c.updated_at)
+    index.create(connection)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "sessions and messages", _create_session_tables),
     Migration(2, "index sessions by last update", _index_sessions_by_update),
+    Migration(3, "session owners and system prompts", _add_session_owners),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -3,6 +3,11 @@
 A session is a row of `sessions` and its messages are rows of `messages`, numbered by position.
 Each completed turn is written in one transaction, so a process killed mid-turn leaves every
 earlier turn and nothing of its own; `replace` swaps the whole history in one transaction too.
+
+Every session has an owner (a tenant of the server; `LOCAL_OWNER` for the CLI). A store reads
+and writes only sessions of its own owner: another owner's session reads as empty and refuses
+every write with `UnknownSessionError`, as a session that does not exist would. The catalogue's
+methods take the same owner as a filter.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import ColumnElement, Row, case, delete, insert, select, true, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -26,7 +31,7 @@ from chatscope.adapters.storage.codec import (
     encode_usage,
 )
 from chatscope.adapters.storage.engine import describe_database_error, write_transaction
-from chatscope.adapters.storage.schema import messages_table, sessions_table
+from chatscope.adapters.storage.schema import LOCAL_OWNER, messages_table, sessions_table
 from chatscope.errors import HistoryStoreError, UnknownSessionError
 from chatscope.services.messages import Message, Role, Usage, estimate_tokens
 
@@ -45,7 +50,8 @@ _WRITE_ATTEMPTS = 3
 
 @dataclass(frozen=True, slots=True)
 class SessionSummary:
-    """One saved session as `chatscope sessions list` shows it."""
+    """One saved session as `chatscope sessions list` shows it; `system_prompt` is the one it
+    was created with (through the server), if any."""
 
     id: str
     created_at: dt.datetime
@@ -55,6 +61,8 @@ class SessionSummary:
     title: str
     message_count: int
     turn_count: int
+    owner: str = LOCAL_OWNER
+    system_prompt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +108,12 @@ class SqlHistoryStore:
     be the session's only writer at a time, while other sessions may be written concurrently
     by any number of stores and processes. Token accounting is that of `InMemoryHistory`, and
     survives a reload because a turn's usage is stored with its last message.
+
+    `owner` is whose session this is (default `LOCAL_OWNER`): a session of another owner reads
+    as empty and cannot be written (`UnknownSessionError`); a new session gets this owner.
     """
 
-    __slots__ = ("_engine", "_label", "_lock", "_view", "session_id")
+    __slots__ = ("_engine", "_label", "_lock", "_owner", "_view", "session_id")
 
     def __init__(
         self,
@@ -111,9 +122,11 @@ class SqlHistoryStore:
         session_id: str,
         provider: str | None = None,
         model: str | None = None,
+        owner: str | None = None,
     ) -> None:
         self._engine = engine
         self.session_id = session_id
+        self._owner = owner or LOCAL_OWNER
         self._view: _View | None = None
         self._label: dict[str, str] = {}
         if provider and model:
@@ -155,7 +168,8 @@ class SqlHistoryStore:
     async def _loaded(self) -> _View:
         if self._view is None:
             async with self._failures("reading"):
-                self._view = _View.of(await _read_messages(self._engine, self.session_id))
+                stored = await _read_messages(self._engine, self.session_id, self._owner)
+                self._view = _View.of(stored)
         return self._view
 
     async def _write_turn(self, turn: tuple[Message, ...], usage: Usage | None) -> None:
@@ -166,6 +180,11 @@ class SqlHistoryStore:
                 updated_at=now,
                 message_count=sessions_table.c.message_count + len(turn),
                 turn_count=sessions_table.c.turn_count + 1,
+                # A session created empty (through the server) is titled by its first turn.
+                title=case(
+                    (sessions_table.c.turn_count == 0, session_title(turn)),
+                    else_=sessions_table.c.title,
+                ),
             )
             if counts is None:
                 await self._create(connection, now, turn, turn_count=1)
@@ -197,7 +216,7 @@ class SqlHistoryStore:
         """Update the session row, locking it: its new (messages, turns) counts; None if new."""
         statement = (
             update(sessions_table)
-            .where(sessions_table.c.id == self.session_id)
+            .where(_owned(self.session_id, self._owner))
             .values(**values, **self._label)
             .returning(sessions_table.c.message_count, sessions_table.c.turn_count)
         )
@@ -212,6 +231,13 @@ class SqlHistoryStore:
         *,
         turn_count: int,
     ) -> None:
+        """Insert the session row; `UnknownSessionError` if another owner has this id. (A row
+        of this owner's, created meanwhile by another writer, makes the insert collide, and
+        `_retrying_creation` appends to it.)"""
+        owner = select(sessions_table.c.owner).where(sessions_table.c.id == self.session_id)
+        found = (await connection.execute(owner)).first()
+        if found is not None and found.owner != self._owner:
+            raise UnknownSessionError(self.session_id)
         values = {"provider": None, "model": None, **self._label}
         await connection.execute(
             insert(sessions_table).values(
@@ -221,6 +247,7 @@ class SqlHistoryStore:
                 title=session_title(messages),
                 message_count=len(messages),
                 turn_count=turn_count,
+                owner=self._owner,
                 **values,
             )
         )
@@ -230,47 +257,77 @@ class SqlHistoryStore:
 
 
 class SessionCatalog:
-    """Lists, reads and deletes saved sessions (what the `chatscope sessions` commands need)."""
+    """Lists, creates, reads and deletes saved sessions (the `chatscope sessions` commands and the
+    server's session endpoints).
+
+    Every method takes an optional `owner`: given, only that owner's sessions exist for it (the
+    server passes the calling tenant); None means every session.
+    """
 
     __slots__ = ("_engine",)
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def list_sessions(self) -> tuple[SessionSummary, ...]:
-        """Every saved session, the most recently updated first."""
+    async def list_sessions(self, owner: str | None = None) -> tuple[SessionSummary, ...]:
+        """Every saved session (of `owner`), the most recently updated first."""
         order = (sessions_table.c.updated_at.desc(), sessions_table.c.id)
+        query = select(sessions_table).where(_owner_is(owner)).order_by(*order)
         async with _database_failures("listing sessions"), self._engine.connect() as connection:
-            rows = (await connection.execute(select(sessions_table).order_by(*order))).all()
+            rows = (await connection.execute(query)).all()
         return tuple(_summary(row) for row in rows)
 
-    async def find(self, session_id: str) -> SessionSummary | None:
-        """The session `session_id`, or None if no such session is saved."""
-        where = sessions_table.c.id == session_id
+    async def find(self, session_id: str, owner: str | None = None) -> SessionSummary | None:
+        """The session `session_id` (of `owner`), or None if no such session is saved."""
+        query = select(sessions_table).where(_owned(session_id, owner))
         async with _database_failures("reading sessions"), self._engine.connect() as connection:
-            row = (await connection.execute(select(sessions_table).where(where))).first()
+            row = (await connection.execute(query)).first()
         return None if row is None else _summary(row)
 
-    async def get(self, session_id: str) -> SessionSummary:
-        """The session `session_id`; `UnknownSessionError` if there is none."""
-        found = await self.find(session_id)
+    async def get(self, session_id: str, owner: str | None = None) -> SessionSummary:
+        """The session `session_id` (of `owner`); `UnknownSessionError` if there is none."""
+        found = await self.find(session_id, owner)
         if found is None:
             raise UnknownSessionError(session_id)
         return found
 
-    async def transcript(self, session_id: str) -> tuple[StoredMessage, ...]:
-        """The stored messages of `session_id` with their turns and usage, oldest first."""
-        async with _database_failures(f"reading session {session_id!r}"):
-            return await _read_messages(self._engine, session_id)
+    async def create(
+        self,
+        session_id: str,
+        *,
+        owner: str = LOCAL_OWNER,
+        provider: str | None = None,
+        model: str | None = None,
+        system_prompt: str | None = None,
+    ) -> SessionSummary:
+        """Save a new, empty session (no turns, no title yet); its first turn titles it."""
+        now = _now()
+        row = {"id": session_id, "created_at": now, "updated_at": now, "title": ""}
+        row |= {"provider": provider, "model": model, "owner": owner}
+        row |= {"system_prompt": system_prompt, "message_count": 0, "turn_count": 0}
+        failures = _database_failures(f"creating session {session_id!r}")
+        async with failures, write_transaction(self._engine) as connection:
+            await connection.execute(insert(sessions_table).values(**row))
+        return await self.get(session_id, owner)
 
-    async def delete(self, session_id: str) -> None:
-        """Delete a session and its messages in one transaction; `UnknownSessionError` if none."""
+    async def transcript(
+        self, session_id: str, owner: str | None = None
+    ) -> tuple[StoredMessage, ...]:
+        """The stored messages of `session_id` (of `owner`) with their turns and usage, oldest
+        first."""
+        async with _database_failures(f"reading session {session_id!r}"):
+            return await _read_messages(self._engine, session_id, owner)
+
+    async def delete(self, session_id: str, owner: str | None = None) -> None:
+        """Delete a session (of `owner`) and its messages in one transaction;
+        `UnknownSessionError` if there is none."""
+        owned = select(sessions_table.c.id).where(_owned(session_id, owner))
         async with _database_failures(f"deleting session {session_id!r}"):
             async with write_transaction(self._engine) as connection:
-                where = messages_table.c.session_id == session_id
+                where = messages_table.c.session_id.in_(owned)
                 await connection.execute(delete(messages_table).where(where))
                 deleted = await connection.execute(
-                    delete(sessions_table).where(sessions_table.c.id == session_id)
+                    delete(sessions_table).where(_owned(session_id, owner))
                 )
             if deleted.rowcount == 0:
                 raise UnknownSessionError(session_id)
@@ -288,13 +345,24 @@ def session_title(messages: Sequence[Message]) -> str:
     return ""
 
 
-async def _read_messages(engine: AsyncEngine, session_id: str) -> tuple[StoredMessage, ...]:
+def _owner_is(owner: str | None) -> ColumnElement[bool]:
+    return true() if owner is None else sessions_table.c.owner == owner
+
+
+def _owned(session_id: str, owner: str | None) -> ColumnElement[bool]:
+    """The session row `session_id`, if `owner` (None: anyone) owns it."""
+    return (sessions_table.c.id == session_id) & _owner_is(owner)
+
+
+async def _read_messages(
+    engine: AsyncEngine, session_id: str, owner: str | None
+) -> tuple[StoredMessage, ...]:
     columns = (messages_table.c.turn, messages_table.c.payload, messages_table.c.usage)
-    query = (
-        select(*columns)
-        .where(messages_table.c.session_id == session_id)
-        .order_by(messages_table.c.position)
-    )
+    query = select(*columns).where(messages_table.c.session_id == session_id)
+    if owner is not None:
+        owned = select(sessions_table.c.id).where(_owned(session_id, owner))
+        query = query.where(messages_table.c.session_id.in_(owned))
+    query = query.order_by(messages_table.c.position)
     async with engine.connect() as connection:
         rows = (await connection.execute(query)).all()
     return tuple(
@@ -349,6 +417,8 @@ def _summary(row: Row[Any]) -> SessionSummary:
         title=row.title,
         message_count=row.message_count,
         turn_count=row.turn_count,
+        owner=row.owner,
+        system_prompt=row.system_prompt,
     )
 
 

@@ -25,9 +25,10 @@ class InMemoryHistory:
         session_id: str | None = None,
         provider: str | None = None,
         model: str | None = None,
+        owner: str | None = None,
     ) -> None:
-        """`provider` and `model` are accepted for the `HistoryOpener` contract; memory keeps
-        no record of them."""
+        """`provider`, `model` and `owner` are accepted for the `HistoryOpener` contract; memory
+        keeps no record of them."""
         self.session_id = session_id
         self._messages: tuple[Message, ...] = tuple(messages)
         self._measured_tokens = 0

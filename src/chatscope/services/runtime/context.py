@@ -123,20 +123,37 @@ def open_scope_context(
     open_subagent_history: HistoryOpener,
     build_tools: BuildTools,
     tool_selection: ToolSelection,
+    owner: str | None = None,
+    history: HistoryStore | None = None,
     **parts: Any,
 ) -> AgentRuntimeContext:
     """A context whose history is that of `state.session_id`, with tools of its own.
 
     A foreground scope opens its session's history with `open_history` (in memory, or the
-    stored session of the database); a subagent's history is always its own, opened with
-    `open_subagent_history`, so a subagent never writes into its parent's session.
-    `build_tools` makes the scope's tool registry for its caller identity and the tools its
-    request selected. The other `parts` are those of `create_agent_runtime_context`.
+    stored session of the database), as `owner`'s session when one is named; a subagent's
+    history is always its own, opened with `open_subagent_history`, so a subagent never writes
+    into its parent's session. A `history` the caller opened itself (a stateless request's
+    earlier messages, in memory) is used as it is. `build_tools` makes the scope's tool
+    registry for its caller identity and the tools its request selected. The other `parts` are
+    those of `create_agent_runtime_context`.
     """
-    opener = open_subagent_history if state.parent_runtime_id else open_history
-    history = opener(session_id=state.session_id, provider=state.provider, model=state.model)
+    if history is None:
+        history = _open_history(state, open_history, open_subagent_history, owner)
     tools = build_tools(caller=tool_context_of(state), selection=tool_selection)
     return create_agent_runtime_context(state=state, history=history, tools=tools, **parts)
+
+
+def _open_history(
+    state: AgentRuntimeState,
+    open_history: HistoryOpener,
+    open_subagent_history: HistoryOpener,
+    owner: str | None,
+) -> HistoryStore:
+    label = {"session_id": state.session_id, "provider": state.provider, "model": state.model}
+    if state.parent_runtime_id:
+        return open_subagent_history(**label)
+    # An opener written before owners existed keeps working for scopes that name none.
+    return open_history(**label) if owner is None else open_history(**label, owner=owner)
 
 
 class BuildTools(Protocol):

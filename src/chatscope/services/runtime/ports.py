@@ -53,9 +53,13 @@ class HistoryStore(Protocol):
 class HistoryOpener(Protocol):
     """Opens the history of one session: fresh in memory, or the stored one of a database."""
 
-    def __call__(self, *, session_id: str, provider: str, model: str) -> HistoryStore:
+    def __call__(
+        self, *, session_id: str, provider: str, model: str, owner: str | None = None
+    ) -> HistoryStore:
         """The history store of `session_id`, which `provider` and `model` now continue (a
-        database records them with the session; memory ignores them)."""
+        database records them with the session; memory ignores them). `owner` is whose session
+        it is (a server's tenant), passed only when the scope names one: a database then opens
+        only that owner's session."""
         ...
 
 

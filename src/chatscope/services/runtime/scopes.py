@@ -21,6 +21,7 @@ from chatscope.errors import ConfigurationError
 from chatscope.services.frozen import FrozenDict, deep_freeze
 from chatscope.services.runtime.auth import AuthSpec
 from chatscope.services.runtime.context import AgentRuntimeContext
+from chatscope.services.runtime.ports import HistoryStore
 from chatscope.services.runtime.state import AgentRuntimeState, new_id
 from chatscope.services.tools.ports import Approver, Tool
 from chatscope.services.tools.toolset import ToolSelection, freeze_headers
@@ -40,6 +41,8 @@ class BuildContext(Protocol):
         system_prompt: str | None,
         allowed_tools: tuple[str, ...] | None,
         tool_selection: ToolSelection,
+        owner: str | None = None,
+        history: HistoryStore | None = None,
     ) -> AgentRuntimeContext:
         """Build one context."""
         ...
@@ -75,7 +78,10 @@ class ScopeRequest:
     `tools` are added to this scope's tools; `mcp_headers` (server name to headers, e.g. a
     user's token) go with this scope's calls to those MCP servers only; `mcp_servers` limits
     the MCP servers it may use; `approver` approves calls of tools that need approval (a
-    subagent without one asks its parent's).
+    subagent without one asks its parent's). `owner` names whose session `session_id` is (a
+    server's tenant): the scope opens that owner's session only. `history` is a history the
+    caller opened itself (say, a stateless request's earlier messages, in memory), used instead
+    of opening the session's; it belongs to this one scope.
     """
 
     provider: str | None = None
@@ -96,6 +102,8 @@ class ScopeRequest:
     mcp_headers: FrozenDict = field(default_factory=FrozenDict)
     mcp_servers: tuple[str, ...] | None = None
     approver: Approver | None = field(default=None, compare=False)
+    owner: str | None = None
+    history: HistoryStore | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_preset(cls, preset: Preset, **fields: Any) -> ScopeRequest:
@@ -128,6 +136,13 @@ class ScopeRequest:
         if isinstance(fields.get("api_key"), str):
             fields["api_key"] = SecretStr(fields["api_key"])
         return cls(**fields)
+
+
+def _session_parts(request: ScopeRequest) -> dict[str, Any]:
+    """The request's owner and history, when it names them: a `BuildContext` written before
+    they existed keeps working for requests that do not."""
+    parts = {"owner": request.owner, "history": request.history}
+    return {name: value for name, value in parts.items() if value is not None}
 
 
 class ScopeFactory:
@@ -202,6 +217,7 @@ class ScopeFactory:
                 mcp_servers=request.mcp_servers,
                 approver=request.approver or (parent.tools.approver if parent else None),
             ),
+            **_session_parts(request),
         )
         if self._scope_tools is None:
             return context
