@@ -324,13 +324,14 @@ class _CallTelemetry:
     call abandoned by its caller (cancelled, stream closed) is neither.
     """
 
-    __slots__ = ("_assembler", "_started", "_telemetry", "attempt")
+    __slots__ = ("_assembler", "_secret", "_started", "_telemetry", "attempt")
 
     def __init__(
         self, telemetry: RuntimeTelemetry, invocation: ModelInvocation, assembler: ResponseAssembler
     ) -> None:
         self._telemetry = telemetry
         self._assembler = assembler
+        self._secret = invocation.credentials.secret()
         self.attempt = 1
         self._started = time.perf_counter()
         telemetry.api_request(
@@ -347,13 +348,15 @@ class _CallTelemetry:
         if error is None:
             self._completed(elapsed_ms)
         elif isinstance(error, Exception):
-            self._telemetry.api_error(duration_ms=elapsed_ms, error=error, attempt=self.attempt)
+            self._telemetry.api_error(
+                duration_ms=elapsed_ms, error=error, attempt=self.attempt, secret=self._secret
+            )
 
     def retrying(self, notice: RetryNotice) -> None:
         self.attempt = notice.attempt + 1
         elapsed_ms = (time.perf_counter() - self._started) * 1000
         self._telemetry.api_error(
-            duration_ms=elapsed_ms, error=notice.error, attempt=notice.attempt
+            duration_ms=elapsed_ms, error=notice.error, attempt=notice.attempt, secret=self._secret
         )
 
     def _completed(self, elapsed_ms: float) -> None:

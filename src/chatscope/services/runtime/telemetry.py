@@ -67,14 +67,23 @@ class RuntimeTelemetry:
             attempt=attempt,
         )
 
-    def api_error(self, *, duration_ms: float, error: BaseException, attempt: int = 1) -> None:
-        """A model call failed (possibly to be retried)."""
+    def api_error(
+        self,
+        *,
+        duration_ms: float,
+        error: BaseException,
+        attempt: int = 1,
+        secret: str | None = None,
+    ) -> None:
+        """A model call failed (possibly to be retried); `secret`, the call's key, is blanked
+        out of the error text wherever it appears, whatever its shape."""
         category = getattr(error, "category", None)
+        text = str(error).replace(secret, "[REDACTED]") if secret else str(error)
         self._emit(
             "api_error",
             duration_ms=round(duration_ms, 3),
             error_type=type(error).__name__,
-            error=redact_secrets(str(error)),
+            error=redact_secrets(text),
             category=str(category) if category is not None else None,
             status=error.status if isinstance(error, ProviderError) else None,
             retryable=error.retryable if isinstance(error, ProviderError) else False,
