@@ -2,11 +2,12 @@
 
 `[tool.importlinter]` states the layer rules of docs/architecture.md (services depend on
 ports, adapters never import containers or the CLI, config is plain data, only containers
-and the CLI compose) and the seams between sibling rooms (a provider adapter never imports
-storage, the chat loop never imports history or subagents, other rooms use the chat loop
-through its public names). CI runs `lint-imports`; this test runs the same contracts in the suite,
-then proves every contract bites: a throw-away package with the same layout and exactly one
-forbidden import must break exactly the contract that forbids it.
+and the CLI compose, the web layer never imports the CLI or test helpers) and the seams
+between sibling rooms (a provider adapter never imports storage, the chat loop never imports
+history or subagents, other rooms use the chat loop through its public names). CI runs
+`lint-imports`; this test runs the same contracts in the suite, then proves every contract
+bites: a throw-away package with the same layout and exactly one forbidden import must break
+exactly the contract that forbids it.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def test_there_is_a_contract_for_every_layer_rule() -> None:
         "chatscope.config",
         "chatscope.containers",
         "chatscope.errors",
+        "chatscope.web",
     }
     assert all(contract["type"] == "forbidden" for contract in CONTRACTS)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from chatscope.cli.commands import list_presets, run_chat, show_config
+from chatscope.cli.serve import add_serve_parser, print_key_hash, run_serve
 from chatscope.cli.sessions import add_sessions_parser, run_sessions
 from chatscope.cli.subagents import add_subagent_parsers, list_subagents, run_task
 from chatscope.cli.tools import TerminalApprover, add_tools_parser, list_tools
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sessions_parser(commands, _add_env_file)
     add_subagent_parsers(commands, _add_env_file)
     add_tools_parser(commands, _add_env_file)
+    add_serve_parser(commands, _add_env_file)
     return parser
 
 
@@ -87,10 +89,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "presets":  # a fixed table: no settings to read
         list_presets(sys.stdout)
         return 0
+    if args.command == "serve" and args.hash_key:  # no settings needed
+        return print_key_hash(sys.stdin, sys.stdout)
     settings = load_settings(args.env_file)
     if args.command == "config":
         show_config(settings, sys.stdout)
         return 0
+    if args.command == "serve":  # uvicorn runs its own event loop
+        return run_serve(settings, args, sys.stderr)
     commands = {
         "sessions": _sessions,
         "subagents": _subagents,

@@ -60,7 +60,7 @@ def _redacted_input(name: str, value: object) -> str:
     return repr(value)
 
 
-_SECRET_FIELDS = frozenset({"api_key", "token"})
+_SECRET_FIELDS = frozenset({"api_key", "api_keys", "token"})
 _SEED_NAME_BY_FIELD = MappingProxyType(
     {name: str(info.alias) for name, info in EphemeralSettings.model_fields.items()}
 )

@@ -6,6 +6,7 @@ The result is frozen and handed down; runtime scopes take snapshots of the parts
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -29,6 +30,7 @@ __all__ = [
     "ProviderSettings",
     "ProvidersSettings",
     "RetrySettings",
+    "ServerSettings",
     "Settings",
     "ToolsSettings",
 ]
@@ -162,6 +164,43 @@ class ToolsSettings(_Frozen):
     auto_approve: tuple[str, ...] = ()
 
 
+_KEY_HASH = re.compile(r"sha256:[0-9a-f]{64}")
+_TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+class ServerSettings(_Frozen):
+    """`chatscope serve`: where it listens and who may call it.
+
+    `api_keys` maps a tenant's name to the `sha256:<hex>` hash of its key (never the key
+    itself; `chatscope serve --hash-key` makes one). Without keys the server serves one local
+    tenant on loopback only. A tenant runs at most `max_turns_per_tenant` turns at once; a
+    request body may hold `max_body_bytes`; on shutdown, turns still running get
+    `grace_seconds` to finish.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    api_keys: dict[str, str] = Field(default_factory=dict)
+    max_turns_per_tenant: int = Field(4, ge=1, le=1024)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    grace_seconds: float = Field(30.0, ge=0)
+
+    @field_validator("api_keys")
+    @classmethod
+    def _hashed_keys(cls, keys: dict[str, str]) -> dict[str, str]:
+        for tenant, hashed in keys.items():
+            if not _TENANT_NAME.fullmatch(tenant):
+                raise ValueError(
+                    f"tenant name {tenant!r}: use 1-64 letters, digits, '_', '.' or '-'"
+                )
+            if not _KEY_HASH.fullmatch(hashed):
+                raise ValueError(
+                    f"the key of tenant {tenant!r} must be given as sha256:<64 hex digits> "
+                    "(`chatscope serve --hash-key` makes one), never as the key itself"
+                )
+        return keys
+
+
 class Settings(BaseSettings):
     """Everything chatscope reads from its environment.
 
@@ -202,6 +241,7 @@ class Settings(BaseSettings):
     tools: ToolsSettings = ToolsSettings()
     mcp_servers: dict[str, McpServerSettings] = Field(default_factory=dict)
     output_retries: int = Field(1, ge=0, le=5)
+    server: ServerSettings = ServerSettings()
 
     @field_validator("mcp_servers")
     @classmethod
