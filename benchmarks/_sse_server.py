@@ -1,7 +1,9 @@
 """A minimal keep-alive HTTP/1.1 server answering every POST with a 20-chunk OpenAI SSE stream.
 
 Runs in its own process so that its CPU time is not counted against the client being measured.
-Usage: `python benchmarks/_sse_server.py` prints `PORT` on its first line, then serves forever.
+Usage: `python benchmarks/_sse_server.py [HOLD_MS]` prints `PORT` on its first line, then serves
+forever; with HOLD_MS each answer's last part (the finish, usage and `[DONE]`) is sent that many
+milliseconds after the rest, which keeps streams open for as long.
 """
 
 from __future__ import annotations
@@ -29,8 +31,11 @@ def _body() -> bytes:
     return b"".join(lines) + b"data: [DONE]\n\n"
 
 
-async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _serve(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, hold: float = 0.0
+) -> None:
     body = _body()
+    split = body.index(b"data: ", len(body) // 2)
     head = (
         b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
         + f"content-length: {len(body)}\r\n\r\n".encode()
@@ -43,7 +48,13 @@ async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
                 if line.lower().startswith(b"content-length:"):
                     length = int(line.split(b":", 1)[1])
             await reader.readexactly(length)
-            writer.write(head + body)
+            if hold:
+                writer.write(head + body[:split])
+                await writer.drain()
+                await asyncio.sleep(hold)
+                writer.write(body[split:])
+            else:
+                writer.write(head + body)
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError):
         writer.close()
@@ -51,7 +62,12 @@ async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
 
 async def main() -> None:
     """Serve on a free loopback port until killed."""
-    server = await asyncio.start_server(_serve, "127.0.0.1", 0)
+    hold = float(sys.argv[1]) / 1000 if len(sys.argv) > 1 else 0.0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _serve(reader, writer, hold)
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, backlog=1024)
     print(server.sockets[0].getsockname()[1], flush=True)
     sys.stdout.close()
     async with server:
