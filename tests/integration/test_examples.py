@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import cli_env
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _run(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    own = ("CHATSCOPE_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "GOOGLE_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(own)}
     return subprocess.run(  # noqa: S603 - our own interpreter and script
         [sys.executable, str(EXAMPLES / script)],
         cwd=cwd,
-        env=env,
+        env=cli_env(cwd / ".chatscope-data"),
         capture_output=True,
         text=True,
         timeout=60,

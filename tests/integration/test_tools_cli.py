@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from chatscope.cli.tools import TerminalApprover
 from chatscope.services.frozen import deep_freeze
 from chatscope.services.tools.ports import ApprovalRequest, ToolContext
+from tests.support.cli import CliResult, cli_env, openai_tool_call_stream, run_cli
 from tests.support.mcp_servers import TOOLBOX
 from tests.support.replay_server import ScriptedResponse, replay_server
 from tests.support.streams import minimal_stream
@@ -24,54 +25,18 @@ from tests.support.streams import minimal_stream
 CALLER = ToolContext(session_id="s", runtime_id="r", provider="openai", model="m")
 
 
-def _run(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    own = ("CHATSCOPE_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "GOOGLE_")
-    base = {k: v for k, v in os.environ.items() if not k.startswith(own)}
-    base["CHATSCOPE_DATA_DIR"] = str(cwd / ".chatscope-data")
-    return subprocess.run(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "chatscope", *args],
-        cwd=cwd,
-        env=base | (env or {}),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+async def _run(*args: str, cwd: Path, **variables: str) -> CliResult:
+    return await run_cli(*args, cwd=cwd, env=cli_env(cwd / ".chatscope-data", **variables))
 
 
 def _write_call_stream() -> bytes:
     """An OpenAI Chat Completions stream asking for one `write_file` call."""
-    arguments = json.dumps({"path": "out.txt", "content": "hi"})
-    chunks = [
-        {
-            "choices": [
-                {
-                    "index": 0,
-                    "delta": {
-                        "tool_calls": [
-                            {
-                                "index": 0,
-                                "id": "call_w",
-                                "type": "function",
-                                "function": {"name": "write_file", "arguments": arguments},
-                            }
-                        ]
-                    },
-                }
-            ]
-        },
-        {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
-    ]
-    lines = [f"data: {json.dumps(chunk)}\n\n" for chunk in chunks] + ["data: [DONE]\n\n"]
-    return "".join(lines).encode()
+    return openai_tool_call_stream("call_w", "write_file", {"path": "out.txt", "content": "hi"})
 
 
-def test_tools_list_names_every_tool_with_its_source(tmp_path: Path) -> None:
+async def test_tools_list_names_every_tool_with_its_source(tmp_path: Path) -> None:
     """`tools list` shows the workspace tools, marks the one that asks first; `--json` too."""
-    result = _run("tools", "list", cwd=tmp_path)
+    result = await _run("tools", "list", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert [line.split()[0] for line in lines] == [
@@ -83,13 +48,15 @@ def test_tools_list_names_every_tool_with_its_source(tmp_path: Path) -> None:
     ]
     assert all(line.split()[1] == "workspace" for line in lines)
     assert lines[-1].endswith("(asks first)")
-    as_json = _run("tools", "list", "--json", cwd=tmp_path)
+    as_json = await _run("tools", "list", "--json", cwd=tmp_path)
     rows = json.loads(as_json.stdout)
     assert {row["name"]: row["requires_approval"] for row in rows}["write_file"] is True
     assert rows[0]["parameters"]["required"] == ["path"]
 
 
-def test_tools_list_shows_a_configured_mcp_servers_tools_and_a_broken_one(tmp_path: Path) -> None:
+async def test_tools_list_shows_a_configured_mcp_servers_tools_and_a_broken_one(
+    tmp_path: Path,
+) -> None:
     """An MCP server from the environment lists its namespaced tools; one that cannot start
     is named on stderr and the listing still works."""
     env = {
@@ -97,7 +64,7 @@ def test_tools_list_shows_a_configured_mcp_servers_tools_and_a_broken_one(tmp_pa
         "CHATSCOPE_MCP_SERVERS__box__ARGS": json.dumps([str(TOOLBOX)]),
         "CHATSCOPE_MCP_SERVERS__gone__COMMAND": str(tmp_path / "no-such-server"),
     }
-    result = _run("tools", "list", cwd=tmp_path, env=env)
+    result = await _run("tools", "list", cwd=tmp_path, **env)
     assert result.returncode == 0, result.stderr
     rows = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()}
     assert rows["box__echo"] == rows["box__whoami"] == "mcp:box"
@@ -107,16 +74,16 @@ def test_tools_list_shows_a_configured_mcp_servers_tools_and_a_broken_one(tmp_pa
     assert "box__" not in result.stderr
 
 
-def test_a_write_is_refused_when_no_one_can_approve_it(tmp_path: Path) -> None:
+async def test_a_write_is_refused_when_no_one_can_approve_it(tmp_path: Path) -> None:
     """Not on a terminal, `write_file` is refused, said on stderr, and nothing is written."""
     responses = (
         ScriptedResponse.sse(_write_call_stream()),
         ScriptedResponse.sse(minimal_stream("openai", "Could not write.")),
     )
     with replay_server(*responses) as server:
-        result = _run(
+        result = await _run(
             "chat", "write it", "--provider", "openai", "--base-url", f"{server.url}/v1",
-            cwd=tmp_path, env={"OPENAI_API_KEY": "sk-test-key-approve-1"},
+            cwd=tmp_path, OPENAI_API_KEY="sk-test-key-approve-1",
         )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "[tool error] write_file needs approval and no one can approve it" in result.stderr
@@ -126,7 +93,7 @@ def test_a_write_is_refused_when_no_one_can_approve_it(tmp_path: Path) -> None:
     assert "write_file needs approval" in tool_message["content"]
 
 
-def test_settings_can_let_the_cli_write_without_asking(tmp_path: Path) -> None:
+async def test_settings_can_let_the_cli_write_without_asking(tmp_path: Path) -> None:
     """`CHATSCOPE_TOOLS__AUTO_APPROVE=["write_file"]` lets the write through."""
     responses = (
         ScriptedResponse.sse(_write_call_stream()),
@@ -137,9 +104,9 @@ def test_settings_can_let_the_cli_write_without_asking(tmp_path: Path) -> None:
         "CHATSCOPE_TOOLS__AUTO_APPROVE": '["write_file"]',
     }
     with replay_server(*responses) as server:
-        result = _run(
+        result = await _run(
             "chat", "write it", "--provider", "openai", "--base-url", f"{server.url}/v1",
-            cwd=tmp_path, env=env,
+            cwd=tmp_path, **env,
         )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out.txt").read_text() == "hi"
@@ -173,9 +140,7 @@ def test_on_a_terminal_the_cli_asks_before_writing(tmp_path: Path) -> None:
         ScriptedResponse.sse(_write_call_stream()),
         ScriptedResponse.sse(minimal_stream("openai", "Written.")),
     )
-    own = ("CHATSCOPE_", "OPENAI_", "ANTHROPIC_", "GEMINI_", "GOOGLE_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(own)}
-    env |= {"CHATSCOPE_DATA_DIR": str(tmp_path / ".data"), "OPENAI_API_KEY": "sk-test-key-pty-1"}
+    env = cli_env(tmp_path / ".data", OPENAI_API_KEY="sk-test-key-pty-1")
     with replay_server(*responses) as server:
         controller, terminal = pty.openpty()
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module

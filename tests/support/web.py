@@ -2,19 +2,27 @@
 
 `serving(container)` runs the app's lifespan (which owns the container's resources) and hands
 back an `httpx.AsyncClient` talking to it through `ASGITransport`; `on_socket(app)` serves the
-app with uvicorn on a free port of 127.0.0.1. `parse_sse` reads an event stream back.
+app with uvicorn on a free port of 127.0.0.1; `serve(workdir, env)` runs `chatscope serve` as a
+process of its own. `parse_sse` reads an event stream back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import socket
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 from fastapi import FastAPI
 
@@ -23,12 +31,14 @@ from chatscope.web import create_app, hash_key
 
 __all__ = [
     "BASE_URL",
+    "Served",
     "ServedEvent",
     "api_keys",
     "bearer",
     "free_port",
     "on_socket",
     "parse_sse",
+    "serve",
     "serving",
 ]
 
@@ -108,3 +118,55 @@ def _fields(block: str) -> dict[str, list[str]]:
         name, _, value = line.partition(":")
         fields.setdefault(name, []).append(value.removeprefix(" "))
     return fields
+
+
+@dataclass(frozen=True)
+class Served:
+    """A running `chatscope serve` process and where it answers."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def stop(self) -> int:
+        """SIGTERM, then its exit code (30 s at most)."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+
+@contextmanager
+def serve(workdir: Path, env: dict[str, str], *args: str) -> Iterator[Served]:
+    """`chatscope serve --port <free> ARGS` in `workdir`, ready; killed if still running."""
+    port = free_port()
+    log = workdir.parent / f"serve-{port}.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(  # noqa: S603 - our own CLI
+            [sys.executable, "-m", "chatscope", "serve", "--port", str(port), *args],
+            cwd=workdir,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    served = Served(process, f"http://127.0.0.1:{port}", log)
+    try:
+        wait_until_healthy(served)
+        yield served
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+
+
+def wait_until_healthy(served: Served) -> None:
+    """Poll /healthz until it answers (60 s at most)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if served.process.poll() is not None:
+            pytest.fail(f"serve exited early:\n{served.log.read_text()}")
+        try:
+            if httpx.get(f"{served.url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"serve never became healthy:\n{served.log.read_text()}")

@@ -9,10 +9,6 @@ never lost. It runs on one SQLite file, and on PostgreSQL where the suite has a 
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -20,47 +16,21 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.cli import cli_env
 from tests.support.databases import DATABASE_BACKENDS, fresh_database
-from tests.support.web import free_port
+from tests.support.web import serve
 
 
 @contextmanager
 def replica(database_url: str, workspace: Path) -> Iterator[str]:
     """A `chatscope serve` process on `database_url` (the offline demo provider); its URL."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHATSCOPE_", "OPENAI_"))}
-    env |= {
-        "CHATSCOPE_DATABASE_URL": database_url,
-        "CHATSCOPE_DATA_DIR": str(workspace / ".data"),
-        "CHATSCOPE_SERVER__MAX_TURNS_PER_TENANT": "64",
-    }
-    command = [sys.executable, "-m", "chatscope", "serve", "--port", str(port)]
-    with subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        command, cwd=workspace, env=env, stderr=subprocess.PIPE, text=True
-    ) as process:
-        url = f"http://127.0.0.1:{port}"
-        try:
-            _wait_until_ready(url, process)
-            yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-
-
-def _wait_until_ready(url: str, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(
-                f"chatscope serve exited: {process.stderr and process.stderr.read()}"
-            )
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("chatscope serve did not become ready")
+    env = cli_env(
+        workspace / ".data",
+        CHATSCOPE_DATABASE_URL=database_url,
+        CHATSCOPE_SERVER__MAX_TURNS_PER_TENANT="64",
+    )
+    with serve(workspace, env) as served:
+        yield served.url
 
 
 async def _send(client: httpx.AsyncClient, url: str, session: str, prompt: str) -> int:

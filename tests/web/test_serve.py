@@ -8,10 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -22,61 +18,9 @@ from chatscope.adapters.storage.engine import SQLITE_FILE_NAME
 from chatscope.web import hash_key
 from tests.support.cli import cli_env, openai_text_stream
 from tests.support.replay_server import ScriptedResponse, replay_server
-from tests.support.web import free_port, parse_sse
+from tests.support.web import parse_sse, serve
 
 KEY = "sk-chatscope-tenant-acme-0123456789"
-
-
-@dataclass(frozen=True)
-class Served:
-    """A running `chatscope serve` process and where it answers."""
-
-    process: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    def stop(self) -> int:
-        """SIGTERM, then its exit code (30 s at most)."""
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=30)
-
-
-@contextmanager
-def serve(workdir: Path, env: dict[str, str], *args: str) -> Iterator[Served]:
-    """`chatscope serve --port <free> ARGS` in `workdir`, ready; killed if still running."""
-    port = free_port()
-    log = workdir.parent / f"serve-{port}.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(  # noqa: S603 - our own CLI
-            [sys.executable, "-m", "chatscope", "serve", "--port", str(port), *args],
-            cwd=workdir,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    served = Served(process, f"http://127.0.0.1:{port}", log)
-    try:
-        wait_until_healthy(served)
-        yield served
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)
-
-
-def wait_until_healthy(served: Served) -> None:
-    """Poll /healthz until it answers (60 s at most)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if served.process.poll() is not None:
-            pytest.fail(f"serve exited early:\n{served.log.read_text()}")
-        try:
-            if httpx.get(f"{served.url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"serve never became healthy:\n{served.log.read_text()}")
 
 
 @pytest.fixture
