@@ -10,6 +10,8 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from chatscope.config.urls import check_http_url
+
 __all__ = ["McpServerSettings", "check_server_name"]
 
 _SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
@@ -54,9 +56,7 @@ class McpServerSettings(BaseModel):
     @field_validator("url")
     @classmethod
     def _url_is_http(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value
+        return check_http_url(value)
 
     @model_validator(mode="after")
     def _one_transport(self) -> McpServerSettings:

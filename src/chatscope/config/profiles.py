@@ -32,6 +32,7 @@ from pydantic import (
 
 from chatscope.config.ephemeral import EPHEMERAL_SETTING_NAMES, EphemeralSettings
 from chatscope.config.settings import PROVIDER_NAMES, Settings
+from chatscope.config.urls import check_http_url
 from chatscope.errors import ProfileError, redact_secrets
 
 __all__ = [
@@ -124,9 +125,7 @@ class ProfileSpec(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _base_url_is_http(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value
+        return check_http_url(value)
 
 
 def json_schema_problem(schema: Mapping[str, Any]) -> str | None:

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from chatscope.config.ephemeral import EphemeralSettings
 from chatscope.config.mcp import McpServerSettings, check_server_name
+from chatscope.config.urls import check_http_url
 
 __all__ = [
     "PROVIDER_NAMES",
@@ -61,9 +62,8 @@ class ProviderSettings(_Frozen):
     @field_validator("base_url")
     @classmethod
     def _base_url_is_http(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/") if value else value
+        checked = check_http_url(value)
+        return checked.rstrip("/") if checked else checked
 
 
 class DemoSettings(ProviderSettings):
