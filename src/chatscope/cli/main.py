@@ -10,8 +10,9 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from chatscope.cli.commands import list_presets, run_chat, show_config
@@ -97,58 +98,47 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "serve":  # uvicorn runs its own event loop
         return run_serve(settings, args, sys.stderr)
-    commands = {
-        "sessions": _sessions,
-        "subagents": _subagents,
-        "task": _task,
-        "tools": _tools,
-    }
-    return asyncio.run(commands.get(args.command, _chat)(settings, args))
+    command = _APP_COMMANDS.get(args.command, _chat)
+    return asyncio.run(_in_application(settings, args, command))
 
 
-async def _chat(settings: Settings, args: argparse.Namespace) -> int:
+AppCommand = Callable[[ApplicationContainer, argparse.Namespace], Awaitable[int]]
+
+
+async def _in_application(settings: Settings, args: argparse.Namespace, command: AppCommand) -> int:
+    """Run `command` in an application whose resources are up (the database migrated, MCP
+    servers started, so profiles may allow their tools), and shut them down after."""
     app = ApplicationContainer(settings=settings, environ=dict(os.environ))
     await _init(app)
     try:
-        return await run_chat(app, _chat_options(args), sys.stdout, sys.stderr)
+        return await command(app, args)
     finally:
         await _shutdown(app)
 
 
-async def _sessions(settings: Settings, args: argparse.Namespace) -> int:
-    app = ApplicationContainer(settings=settings, environ=dict(os.environ))
-    await _init(app)
-    try:
-        return await run_sessions(app, args, sys.stdout)
-    finally:
-        await _shutdown(app)
+async def _chat(app: ApplicationContainer, args: argparse.Namespace) -> int:
+    return await run_chat(app, _chat_options(args), sys.stdout, sys.stderr)
 
 
-async def _task(settings: Settings, args: argparse.Namespace) -> int:
-    app = ApplicationContainer(settings=settings, environ=dict(os.environ))
-    await _init(app)
-    try:
-        return await run_task(app, args, sys.stdout, sys.stderr)
-    finally:
-        await _shutdown(app)
+async def _sessions(app: ApplicationContainer, args: argparse.Namespace) -> int:
+    return await run_sessions(app, args, sys.stdout)
 
 
-async def _subagents(settings: Settings, args: argparse.Namespace) -> int:
-    app = ApplicationContainer(settings=settings, environ=dict(os.environ))
-    await _init(app)  # MCP servers start, so profiles may allow their tools
-    try:
-        return list_subagents(app, args, sys.stdout)
-    finally:
-        await _shutdown(app)
+async def _task(app: ApplicationContainer, args: argparse.Namespace) -> int:
+    return await run_task(app, args, sys.stdout, sys.stderr)
 
 
-async def _tools(settings: Settings, args: argparse.Namespace) -> int:
-    app = ApplicationContainer(settings=settings, environ=dict(os.environ))
-    await _init(app)
-    try:
-        return list_tools(app, args, sys.stdout, sys.stderr)
-    finally:
-        await _shutdown(app)
+async def _subagents(app: ApplicationContainer, args: argparse.Namespace) -> int:
+    return list_subagents(app, args, sys.stdout)
+
+
+async def _tools(app: ApplicationContainer, args: argparse.Namespace) -> int:
+    return list_tools(app, args, sys.stdout, sys.stderr)
+
+
+_APP_COMMANDS: Mapping[str, AppCommand] = MappingProxyType(
+    {"sessions": _sessions, "subagents": _subagents, "task": _task, "tools": _tools}
+)
 
 
 async def _init(app: ApplicationContainer) -> None:
