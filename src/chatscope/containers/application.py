@@ -11,6 +11,7 @@ from dependency_injector import containers, providers
 from chatscope.adapters.logging.setup import configure_logging
 from chatscope.adapters.logging.sink import StructlogSink
 from chatscope.adapters.tools.mcp import McpServers
+from chatscope.adapters.tools.workspace import WorkspaceToolkit
 from chatscope.config.profiles import load_profiles_for
 from chatscope.config.settings import CompressionSettings, Settings
 from chatscope.containers.providers import ModelProvidersContainer
@@ -25,13 +26,13 @@ from chatscope.services.tools.ports import Tool
 
 
 def known_tool_names(
-    workspace: Iterable[Tool], application: Iterable[Tool], mcp_servers: McpServers
+    workspace: WorkspaceToolkit, application: Iterable[Tool], mcp_servers: McpServers
 ) -> tuple[str, ...]:
     """Every tool a subagent profile may allow: workspace, application and MCP tools.
 
     MCP tools are known once the servers have started (`init_resources`).
     """
-    return (*tool_names(workspace), *tool_names(application), *mcp_servers.names())
+    return (*workspace.names(), *tool_names(application), *mcp_servers.names())
 
 
 def mcp_log_dir_of(settings: Settings) -> Path:
@@ -109,7 +110,7 @@ class ApplicationContainer(containers.DeclarativeContainer):
         load_profiles_for,
         settings=settings,
         tool_names=providers.Callable(
-            known_tool_names, tools.workspace_tools, tools.application_tools, tools.mcp_servers
+            known_tool_names, tools.workspace_toolkit, tools.application_tools, tools.mcp_servers
         ),
     )
     subagent_profiles = providers.Singleton(profiles_by_name, profile_catalog)
