@@ -80,10 +80,6 @@ class ToolRegistry:
         """The tool names, in registration order."""
         return tuple(self._tools)
 
-    def tools(self) -> tuple[Tool, ...]:
-        """The tool objects, in registration order."""
-        return tuple(self._tools.values())
-
     def declarations(self) -> tuple[ToolDeclaration, ...]:
         """What the model is told about each tool."""
         return self._declarations
