@@ -5,7 +5,7 @@ Run: `uv run python benchmarks/history_persistence.py [--turns 1000] [--rounds 5
 
 Each round saves one session turn by turn (every turn its own committed transaction, as a chat
 does) into a fresh SQLite file in a temporary directory, then reloads it: a new store on the
-running engine (`open + messages()`), and cold, as a new process would (new engine, schema
+running database (`open + messages()`), and cold, as a new process would (new database, schema
 check, load). `InMemoryHistory` does the same turns in the same round as the baseline. A turn is
 four messages: prompt, tool call, tool result (500 characters), answer (400 characters).
 Prints the medians, the save ratio database / memory, and the reload cost per message.
@@ -24,9 +24,10 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from chatscope.adapters.storage.engine import create_database_engine
+from chatscope.adapters.storage.catalog import SessionCatalog
+from chatscope.adapters.storage.engine import open_database
 from chatscope.adapters.storage.schema import prepare_database
-from chatscope.adapters.storage.sql_history import SessionCatalog, SqlHistoryStore
+from chatscope.adapters.storage.sql_history import SqlHistoryStore
 from chatscope.services.history.memory import InMemoryHistory
 from chatscope.services.messages import (
     Message,
@@ -75,12 +76,12 @@ async def database_round(turns: list[list[Message]], url: str | None) -> dict[st
     """Save and reload one session on a fresh database (SQLite in a temporary directory)."""
     with tempfile.TemporaryDirectory() as root:
         secret = SecretStr(url) if url else None
-        engine = create_database_engine(data_dir=Path(root), database_url=secret)
-        await prepare_database(engine)
+        database = open_database(data_dir=Path(root), database_url=secret)
+        await prepare_database(database)
         session_id = uuid.uuid4().hex
-        saved = await seconds(lambda: save(SqlHistoryStore(engine, session_id=session_id), turns))
-        reloaded = await seconds(SqlHistoryStore(engine, session_id=session_id).messages)
-        await engine.dispose()
+        saved = await seconds(lambda: save(SqlHistoryStore(database, session_id=session_id), turns))
+        reloaded = await seconds(SqlHistoryStore(database, session_id=session_id).messages)
+        await database.dispose()
         cold = await seconds(lambda: cold_reload(Path(root), secret, session_id, len(turns)))
         if url:
             await drop_session(Path(root), secret, session_id)
@@ -88,23 +89,23 @@ async def database_round(turns: list[list[Message]], url: str | None) -> dict[st
 
 
 async def cold_reload(root: Path, url: SecretStr | None, session_id: str, turns: int) -> None:
-    """What a resumed chat in a new process does: engine, schema check, load."""
-    engine = create_database_engine(data_dir=root, database_url=url)
+    """What a resumed chat in a new process does: open the database, schema check, load."""
+    database = open_database(data_dir=root, database_url=url)
     try:
-        await prepare_database(engine)
-        loaded = await SqlHistoryStore(engine, session_id=session_id).messages()
+        await prepare_database(database)
+        loaded = await SqlHistoryStore(database, session_id=session_id).messages()
         assert len(loaded) == 4 * turns
     finally:
-        await engine.dispose()
+        await database.dispose()
 
 
 async def drop_session(root: Path, url: SecretStr | None, session_id: str) -> None:
     """Leave a configured server database as it was found."""
-    engine = create_database_engine(data_dir=root, database_url=url)
+    database = open_database(data_dir=root, database_url=url)
     try:
-        await SessionCatalog(engine).delete(session_id)
+        await SessionCatalog(database).delete(session_id)
     finally:
-        await engine.dispose()
+        await database.dispose()
 
 
 async def measure(turns: int, rounds: int, url: str | None) -> dict[str, dict[str, float]]:

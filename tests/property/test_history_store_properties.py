@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chatscope.adapters.storage.catalog import SessionCatalog
 from chatscope.adapters.storage.codec import (
     decode_message,
     decode_usage,
@@ -27,6 +27,7 @@ from chatscope.adapters.storage.codec import (
     message_from_dict,
     message_to_dict,
 )
+from chatscope.adapters.storage.database import Database
 from chatscope.adapters.storage.engine import ensure_database_directory
 from chatscope.adapters.storage.schema import (
     LATEST_VERSION,
@@ -35,24 +36,24 @@ from chatscope.adapters.storage.schema import (
     prepare_database,
     schema_version,
 )
-from chatscope.adapters.storage.sql_history import (
-    TITLE_LENGTH,
-    SessionCatalog,
-    SqlHistoryStore,
-    session_title,
-)
+from chatscope.adapters.storage.sql_history import TITLE_LENGTH, SqlHistoryStore, session_title
 from chatscope.errors import UnknownSessionError
 from chatscope.services.history.memory import InMemoryHistory
 from chatscope.services.messages import Message, Role, Usage
-from tests.support.databases import DATABASE_BACKENDS, engine_for, fresh_database, migrated_engine
+from tests.support.databases import (
+    DATABASE_BACKENDS,
+    database_for,
+    fresh_database,
+    migrated_database,
+)
 from tests.support.message_strategies import messages, turns, usages
 
 
 @pytest.fixture(params=DATABASE_BACKENDS)
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """A migrated database shared by the examples of one test; each example uses new sessions."""
-    async with migrated_engine(request.param, tmp_path) as engine:
-        yield engine
+    async with migrated_database(request.param, tmp_path) as database:
+        yield database
 
 
 def new_session_id() -> str:
@@ -116,12 +117,12 @@ operations = st.lists(
 @settings(max_examples=25)
 @given(steps=operations)
 async def test_the_store_behaves_like_the_memory_history_and_survives_reopening(
-    engine: AsyncEngine, steps: list[tuple[str, list[Message], Usage | None]]
+    database: Database, steps: list[tuple[str, list[Message], Usage | None]]
 ) -> None:
     """After every append or replace, the store, a freshly opened store of the same session
     and `InMemoryHistory` agree on the messages and the token count."""
     session_id = new_session_id()
-    store, model = SqlHistoryStore(engine, session_id=session_id), InMemoryHistory()
+    store, model = SqlHistoryStore(database, session_id=session_id), InMemoryHistory()
     for action, items, usage in steps:
         if action == "append":
             await store.append_turn(items, usage)
@@ -129,7 +130,7 @@ async def test_the_store_behaves_like_the_memory_history_and_survives_reopening(
         else:
             await store.replace(items)
             await model.replace(items)
-        reopened = SqlHistoryStore(engine, session_id=session_id)
+        reopened = SqlHistoryStore(database, session_id=session_id)
         expected = (await model.messages(), await model.token_count())
         assert (await store.messages(), await store.token_count()) == expected
         assert (await reopened.messages(), await reopened.token_count()) == expected
@@ -138,14 +139,14 @@ async def test_the_store_behaves_like_the_memory_history_and_survives_reopening(
 @settings(max_examples=20)
 @given(appended=st.lists(turns, min_size=1, max_size=5))
 async def test_each_turn_is_stored_whole_with_its_number(
-    engine: AsyncEngine, appended: list[list[Message]]
+    database: Database, appended: list[list[Message]]
 ) -> None:
     """The transcript numbers turns 1..n in order, each holding exactly the messages appended."""
     session_id = new_session_id()
-    store = SqlHistoryStore(engine, session_id=session_id)
+    store = SqlHistoryStore(database, session_id=session_id)
     for turn in appended:
         await store.append_turn(turn)
-    catalog = SessionCatalog(engine)
+    catalog = SessionCatalog(database)
     stored = await catalog.transcript(session_id)
     by_turn = [
         [item.message for item in stored if item.turn == n + 1] for n in range(len(appended))
@@ -164,20 +165,20 @@ async def test_each_turn_is_stored_whole_with_its_number(
     after=st.lists(turns, min_size=1, max_size=3),
 )
 async def test_turn_numbers_never_go_back_after_a_replace(
-    engine: AsyncEngine,
+    database: Database,
     before: list[list[Message]],
     replacement: list[Message],
     after: list[list[Message]],
 ) -> None:
     """Replacing the history keeps turn numbers non-decreasing and the turn count growing."""
     session_id = new_session_id()
-    store = SqlHistoryStore(engine, session_id=session_id)
+    store = SqlHistoryStore(database, session_id=session_id)
     for turn in before:
         await store.append_turn(turn)
     await store.replace(replacement)
     for turn in after:
         await store.append_turn(turn)
-    catalog = SessionCatalog(engine)
+    catalog = SessionCatalog(database)
     numbers = [item.turn for item in await catalog.transcript(session_id)]
     assert numbers == sorted(numbers)
     summary = await catalog.get(session_id)
@@ -190,20 +191,20 @@ async def test_turn_numbers_never_go_back_after_a_replace(
 @settings(max_examples=10)
 @given(script=st.lists(st.lists(turns, min_size=1, max_size=4), min_size=2, max_size=5))
 async def test_concurrent_chats_each_keep_exactly_their_own_turns(
-    engine: AsyncEngine, script: list[list[list[Message]]]
+    database: Database, script: list[list[list[Message]]]
 ) -> None:
     """Sessions written at the same time by concurrent tasks never mix or lose a turn."""
     ids = [new_session_id() for _ in script]
 
     async def chat(session_id: str, own: list[list[Message]]) -> None:
-        store = SqlHistoryStore(engine, session_id=session_id)
+        store = SqlHistoryStore(database, session_id=session_id)
         for turn in own:
             await store.append_turn(turn)
             await asyncio.sleep(0)
 
     await asyncio.gather(*(chat(i, own) for i, own in zip(ids, script, strict=True)))
     for session_id, own in zip(ids, script, strict=True):
-        stored = await SqlHistoryStore(engine, session_id=session_id).messages()
+        stored = await SqlHistoryStore(database, session_id=session_id).messages()
         assert stored == tuple(message for turn in own for message in turn)
 
 
@@ -218,18 +219,18 @@ session_ids = st.text(
 @settings(max_examples=20)
 @given(ids=st.lists(session_ids, min_size=2, max_size=4, unique=True), prompt=st.text(max_size=20))
 async def test_any_session_id_names_exactly_its_own_session(
-    engine: AsyncEngine, ids: list[str], prompt: str
+    database: Database, ids: list[str], prompt: str
 ) -> None:
     """Ids with quotes, wildcards or any script address their own session and no other."""
     example = new_session_id()  # keeps examples apart; the generated part keeps ids apart
     for index, session_id in enumerate(ids):
-        await SqlHistoryStore(engine, session_id=f"{session_id}{example}{index}").append_turn(
+        await SqlHistoryStore(database, session_id=f"{session_id}{example}{index}").append_turn(
             [Message.user(f"{prompt} {index}")]
         )
-    catalog = SessionCatalog(engine)
+    catalog = SessionCatalog(database)
     for index, session_id in enumerate(ids):
         full_id = f"{session_id}{example}{index}"
-        stored = await SqlHistoryStore(engine, session_id=full_id).messages()
+        stored = await SqlHistoryStore(database, session_id=full_id).messages()
         assert stored == (Message.user(f"{prompt} {index}"),)
         assert (await catalog.get(full_id)).id == full_id
 
@@ -237,14 +238,16 @@ async def test_any_session_id_names_exactly_its_own_session(
 @settings(max_examples=15)
 @given(keep=st.lists(st.booleans(), min_size=1, max_size=6))
 async def test_deleting_sessions_removes_exactly_those(
-    engine: AsyncEngine, keep: list[bool]
+    database: Database, keep: list[bool]
 ) -> None:
     """After deleting some sessions the catalog lists exactly the others, their turns intact."""
-    catalog = SessionCatalog(engine)
+    catalog = SessionCatalog(database)
     before = {summary.id for summary in await catalog.list_sessions()}
     ids = [new_session_id() for _ in keep]
     for session_id in ids:
-        await SqlHistoryStore(engine, session_id=session_id).append_turn([Message.user(session_id)])
+        await SqlHistoryStore(database, session_id=session_id).append_turn(
+            [Message.user(session_id)]
+        )
     for session_id, kept in zip(ids, keep, strict=True):
         if not kept:
             await catalog.delete(session_id)
@@ -252,7 +255,7 @@ async def test_deleting_sessions_removes_exactly_those(
     assert listed == {session_id for session_id, kept in zip(ids, keep, strict=True) if kept}
     for session_id in ids:
         expected = (Message.user(session_id),) if session_id in listed else ()
-        assert await SqlHistoryStore(engine, session_id=session_id).messages() == expected
+        assert await SqlHistoryStore(database, session_id=session_id).messages() == expected
         if session_id in listed:
             await catalog.delete(session_id)
 
@@ -263,7 +266,7 @@ owners = st.sampled_from(["acme", "globex", "local", "initech"])
 @settings(max_examples=15)
 @given(script=st.lists(st.tuples(owners, st.integers(0, 3), st.text(max_size=8)), max_size=12))
 async def test_each_owner_reads_and_writes_only_its_own_sessions(
-    engine: AsyncEngine, script: list[tuple[str, int, str]]
+    database: Database, script: list[tuple[str, int, str]]
 ) -> None:
     """Owners writing to a few session ids in any order: the first writer of an id owns it,
     every later writer of another owner is refused, and each owner lists and reads exactly
@@ -273,7 +276,7 @@ async def test_each_owner_reads_and_writes_only_its_own_sessions(
     written: dict[str, list[Message]] = {}
     for owner, slot, text in script:
         session_id = f"{example}-{slot}"
-        store = SqlHistoryStore(engine, session_id=session_id, owner=owner)
+        store = SqlHistoryStore(database, session_id=session_id, owner=owner)
         if owner_of.setdefault(session_id, owner) == owner:
             await store.append_turn([Message.user(text)])
             written.setdefault(session_id, []).append(Message.user(text))
@@ -281,12 +284,12 @@ async def test_each_owner_reads_and_writes_only_its_own_sessions(
             with pytest.raises(UnknownSessionError):
                 await store.append_turn([Message.user(text)])
             assert await store.messages() == ()
-    catalog = SessionCatalog(engine)
+    catalog = SessionCatalog(database)
     for owner in ("acme", "globex", "local", "initech"):
         listed = {s.id for s in await catalog.list_sessions(owner) if s.id.startswith(example)}
         assert listed == {sid for sid, who in owner_of.items() if who == owner}
         for session_id in listed:
-            stored = await SqlHistoryStore(engine, session_id=session_id, owner=owner).messages()
+            stored = await SqlHistoryStore(database, session_id=session_id, owner=owner).messages()
             assert stored == tuple(written[session_id])
 
 
@@ -297,22 +300,22 @@ async def test_any_version_upgrades_to_the_same_schema_as_a_fresh_database(
 ) -> None:
     """Migrating from any earlier version (again or not) gives the schema a fresh start gives."""
     async with fresh_database("sqlite", tmp_path / new_session_id()) as url:
-        engine = engine_for(url)
+        database = database_for(url)
         try:
-            ensure_database_directory(engine.url)
+            ensure_database_directory(database.url)
             if start:
-                await migrate(engine, target=start)
-            await prepare_database(engine)
+                await migrate(database, target=start)
+            await prepare_database(database)
             if twice:
-                await prepare_database(engine)
-            upgraded = await engine_schema(engine)
+                await prepare_database(database)
+            upgraded = await database_schema(database)
         finally:
-            await engine.dispose()
-    async with migrated_engine("sqlite", tmp_path / new_session_id()) as fresh:
-        assert upgraded == await engine_schema(fresh)
+            await database.dispose()
+    async with migrated_database("sqlite", tmp_path / new_session_id()) as fresh:
+        assert upgraded == await database_schema(fresh)
 
 
-async def engine_schema(engine: AsyncEngine) -> list[tuple[str, ...]]:
+async def database_schema(database: Database) -> list[tuple[str, ...]]:
     """Every table's columns and indexes, and the applied versions."""
 
     def read(connection: Connection) -> list[tuple[str, ...]]:
@@ -325,5 +328,4 @@ async def engine_schema(engine: AsyncEngine) -> list[tuple[str, ...]]:
         versions = connection.execute(select(schema_version.c.version).order_by("version"))
         return [*schema, tuple(str(version) for version in versions.scalars())]
 
-    async with engine.connect() as connection:
-        return await connection.run_sync(read)
+    return await database.read(read)

@@ -308,7 +308,7 @@ async def test_a_stored_session_reads_back_over_http_message_for_message(
         response = await http.post("/v1/sessions", json={})
         assert response.status_code == 201, response.text
         created = response.json()
-        store = SqlHistoryStore(container.storage.engine(), session_id=created["id"])
+        store = SqlHistoryStore(container.storage.database(), session_id=created["id"])
         for turn in conversation:
             await store.append_turn(turn)
         read = (await http.get(f"/v1/sessions/{created['id']}", headers=bearer("x"))).json()

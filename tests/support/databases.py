@@ -16,18 +16,19 @@ from pathlib import Path
 
 from pydantic import SecretStr
 from sqlalchemy import URL, make_url, text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from chatscope.adapters.storage.engine import create_database_engine, resolve_database_url
+from chatscope.adapters.storage.database import Database
+from chatscope.adapters.storage.engine import open_database, resolve_database_url
 from chatscope.adapters.storage.schema import prepare_database
 
 __all__ = [
     "DATABASE_BACKENDS",
     "TEST_DATABASE_URL_VARIABLE",
     "database_url",
-    "engine_for",
+    "database_for",
     "fresh_database",
-    "migrated_engine",
+    "migrated_database",
 ]
 
 TEST_DATABASE_URL_VARIABLE = "CHATSCOPE_TEST_DATABASE_URL"
@@ -54,20 +55,20 @@ async def fresh_database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def migrated_engine(backend: str, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    """An engine on a fresh, migrated database of `backend`, disposed afterwards."""
+async def migrated_database(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
+    """A fresh, migrated database of `backend`, disposed afterwards."""
     async with fresh_database(backend, tmp_path) as url:
-        engine = engine_for(url)
+        database = database_for(url)
         try:
-            await prepare_database(engine)
-            yield engine
+            await prepare_database(database)
+            yield database
         finally:
-            await engine.dispose()
+            await database.dispose()
 
 
-def engine_for(url: str) -> AsyncEngine:
-    """chatscope's own engine for a database URL."""
-    return create_database_engine(data_dir=Path("/nonexistent"), database_url=SecretStr(url))
+def database_for(url: str) -> Database:
+    """chatscope's own `Database` for a database URL."""
+    return open_database(data_dir=Path("/nonexistent"), database_url=SecretStr(url))
 
 
 def database_url(data_dir: Path) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from chatscope.adapters.storage.engine import create_database_engine
+from chatscope.adapters.storage.engine import open_database
 from chatscope.adapters.storage.schema import prepare_database
 from chatscope.adapters.storage.sql_history import SqlHistoryStore
 from chatscope.services.messages import Message, Role, TextBlock, ToolCallBlock, ToolResultBlock
@@ -38,9 +38,9 @@ def turn_messages(session_id: str, number: int) -> list[Message]:
 
 async def write(url: str, turns: int, session_ids: list[str]) -> None:
     """Append `turns` turns (0: forever) round-robin to `session_ids`."""
-    engine = create_database_engine(data_dir=Path.cwd(), database_url=SecretStr(url))
-    await prepare_database(engine)
-    stores = [SqlHistoryStore(engine, session_id=session_id) for session_id in session_ids]
+    database = open_database(data_dir=Path.cwd(), database_url=SecretStr(url))
+    await prepare_database(database)
+    stores = [SqlHistoryStore(database, session_id=session_id) for session_id in session_ids]
     written = dict.fromkeys(session_ids, 0)
     counter = itertools.count(1) if turns == 0 else range(1, turns + 1)
     try:
@@ -50,7 +50,7 @@ async def write(url: str, turns: int, session_ids: list[str]) -> None:
             sys.stdout.write(f"committed {count}\n")
             sys.stdout.flush()
     finally:
-        await engine.dispose()
+        await database.dispose()
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from chatscope.services.runtime.invocation import ModelInvocation
 from chatscope.testing import FunctionProvider, ScriptedReply, build_test_app
 from chatscope.web import create_app
 from chatscope.web.app import static_directory
-from tests.support.databases import engine_for
+from tests.support.databases import database_for
 from tests.support.profiles import write_profile
 from tests.support.web import parse_sse, serving
 
@@ -84,9 +85,9 @@ async def test_readyz_is_503_when_the_database_does_not_answer(tmp_path: Path) -
     container = build_test_app(
         workspace=tmp_path, history_backend="database", data_dir=tmp_path / "d"
     )
-    unreachable = engine_for(f"sqlite:///{tmp_path}/missing/directory/chatscope.db")
+    unreachable = database_for(f"sqlite:///{tmp_path}/missing/directory/chatscope.db")
     async with serving(container) as http:
-        with container.storage.engine.override(providers.Object(unreachable)):
+        with container.storage.database.override(providers.Object(unreachable)):
             assert_error_shape(await http.get("/readyz"), 503, "database_unavailable")
         assert (await http.get("/readyz")).status_code == 200
     await unreachable.dispose()
@@ -113,7 +114,8 @@ async def test_the_chat_page_is_served_at_the_root(client: httpx.AsyncClient) ->
 
 async def test_the_lifespan_owns_the_container_resources(tmp_path: Path) -> None:
     """Starting the app initialises the container (the database migrated); stopping it shuts
-    the resources down (the pool closed)."""
+    the resources down (the pool closed, the worker threads stopped)."""
+    threads_before = database_threads()
     container = build_test_app(
         workspace=tmp_path, history_backend="database", data_dir=tmp_path / "d"
     )
@@ -121,9 +123,12 @@ async def test_the_lifespan_owns_the_container_resources(tmp_path: Path) -> None
     assert not (tmp_path / "d").exists()
     async with app.router.lifespan_context(app):
         assert (tmp_path / "d" / "chatscope.db").is_file()
-        engine = container.storage.engine()
-        assert engine.pool.checkedin() >= 0
-    assert engine.pool.checkedin() == 0
+        database = container.storage.database()
+        pool = database.sync_engine.pool
+        assert pool.checkedin() >= 1  # the migration's connection went back to the pool
+    assert (pool.checkedout(), pool.checkedin()) == (0, 0)
+    assert database.sync_engine.pool.checkedin() == 0
+    assert database_threads() - threads_before == set()
 
 
 # --- models ---------------------------------------------------------------------------------
@@ -359,3 +364,8 @@ async def test_a_slow_turn_does_not_block_other_requests(tmp_path: Path) -> None
         assert not waiting.done()
         gate.set()
         assert (await waiting).status_code == 200
+
+
+def database_threads() -> set[threading.Thread]:
+    """The live worker threads of session databases."""
+    return {t for t in threading.enumerate() if t.name.startswith("chatscope-db")}

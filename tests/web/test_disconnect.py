@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from chatscope.adapters.storage.sql_history import SessionCatalog
+from chatscope.adapters.storage.catalog import SessionCatalog
 from chatscope.containers.application import ApplicationContainer
 from chatscope.services.events import (
     FinishEvent,

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from chatscope.adapters.storage.sql_history import SessionCatalog
+from chatscope.adapters.storage.catalog import SessionCatalog
 from chatscope.containers.application import ApplicationContainer
 from chatscope.errors import ServerError
 from chatscope.services.events import (

@@ -10,8 +10,10 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy.engine import Connection
 from structlog.testing import capture_logs
 
+from chatscope.adapters.storage.database import Database
 from chatscope.adapters.storage.schema import messages_table, sessions_table
 from chatscope.containers.application import ApplicationContainer
 from chatscope.errors import AuthenticationFailedError
@@ -147,11 +149,14 @@ async def test_a_provider_key_is_used_for_the_call_and_never_stored_logged_or_ec
 
 async def stored_rows(container: ApplicationContainer) -> list[Any]:
     """Every row of the sessions and messages tables."""
-    engine = container.storage.engine()
-    async with engine.connect() as connection:
-        sessions = (await connection.execute(select(sessions_table))).all()
-        messages = (await connection.execute(select(messages_table))).all()
-    return [*sessions, *messages]
+
+    def read(connection: Connection) -> list[Any]:
+        sessions = connection.execute(select(sessions_table)).all()
+        messages = connection.execute(select(messages_table)).all()
+        return [*sessions, *messages]
+
+    database: Database = container.storage.database()
+    return await database.read(read)
 
 
 async def test_without_keys_only_loopback_clients_are_served(tmp_path: Path) -> None:

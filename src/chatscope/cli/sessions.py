@@ -12,14 +12,10 @@ import json
 from collections.abc import Callable
 from typing import Any, TextIO, assert_never
 
+from chatscope.adapters.storage.catalog import SessionCatalog, SessionSummary
 from chatscope.adapters.storage.codec import message_to_dict
 from chatscope.adapters.storage.schema import LOCAL_OWNER
-from chatscope.adapters.storage.sql_history import (
-    SessionCatalog,
-    SessionSummary,
-    SqlHistoryStore,
-    StoredMessage,
-)
+from chatscope.adapters.storage.sql_history import SqlHistoryStore, StoredMessage
 from chatscope.containers.application import ApplicationContainer
 from chatscope.errors import ConfigurationError
 from chatscope.services.messages import (

@@ -119,7 +119,7 @@ class ApplicationContainer(containers.DeclarativeContainer):
         RuntimeScopeContainer,
         settings=settings,
         history_backend=providers.Singleton(str, settings.provided.history_backend),
-        database=storage.engine,
+        database=storage.database,
         max_turns=providers.Singleton(int, settings.provided.max_turns),
         provider_catalog=model_providers.catalog,
         telemetry_sink=telemetry_sink,

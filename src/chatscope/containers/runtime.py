@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from dependency_injector import containers, providers
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chatscope.adapters.storage.database import Database
 from chatscope.adapters.storage.sql_history import SqlHistoryStore
 from chatscope.config.settings import CompressionSettings, Settings
 from chatscope.services.chat import ChatSession, RetryPolicy
@@ -35,7 +35,7 @@ class RuntimeScopeContainer(containers.DeclarativeContainer):
 
     settings = providers.Dependency(instance_of=Settings)
     history_backend = providers.Dependency(instance_of=str)
-    database = providers.Dependency(instance_of=AsyncEngine)
+    database = providers.Dependency(instance_of=Database)  # type: ignore[type-abstract]
     max_turns = providers.Dependency(instance_of=int)
     provider_catalog = providers.Dependency(instance_of=ProviderCatalog)
     telemetry_sink: providers.Dependency[TelemetrySink] = providers.Dependency()
@@ -58,7 +58,7 @@ class RuntimeScopeContainer(containers.DeclarativeContainer):
     history = providers.Selector(
         history_backend,
         memory=providers.Factory(InMemoryHistory),
-        database=providers.Factory(SqlHistoryStore, engine=database),
+        database=providers.Factory(SqlHistoryStore, database=database),
     )
     subagent_history = providers.Factory(InMemoryHistory)
     context = providers.Factory(

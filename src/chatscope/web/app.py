@@ -115,10 +115,10 @@ async def readyz(server: ServerDep) -> JSONResponse:
     """Ready when the session database answers (always, with history in memory)."""
     if server.settings.history_backend != "database":
         return JSONResponse({"status": "ok", "database": "memory"})
-    engine = server.container.storage.engine()
+    database = server.container.storage.database()
     try:
         async with asyncio.timeout(_READY_TIMEOUT):
-            ready = await database_answers(engine)
+            ready = await database_answers(database)
     except TimeoutError:
         ready = False
     if ready:

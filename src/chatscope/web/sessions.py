@@ -17,7 +17,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from chatscope.adapters.storage.sql_history import SessionSummary
+from chatscope.adapters.storage.catalog import SessionSummary
 from chatscope.services.events import (
     ChatEvent,
     CompletedTurn,

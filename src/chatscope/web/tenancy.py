@@ -23,8 +23,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from pydantic import SecretStr
 
+from chatscope.adapters.storage.catalog import SessionCatalog
 from chatscope.adapters.storage.schema import LOCAL_OWNER
-from chatscope.adapters.storage.sql_history import SessionCatalog
 from chatscope.config.settings import Settings
 from chatscope.containers.application import ApplicationContainer
 from chatscope.services.chat import ChatSession

@@ -207,9 +207,9 @@ async def test_each_concern_container_works_alone_from_its_own_inputs(tmp_path: 
     assert adapter.name == "openai"
     assert adapter._client is models.http_client()  # type: ignore[attr-defined]
     storage = StorageContainer(data_dir=tmp_path, database_url=None, history_backend="memory")
-    engine = storage.engine()
-    assert engine.url.database == str(tmp_path / "chatscope.db")
-    await engine.dispose()
+    database = storage.database()
+    assert database.url.database == str(tmp_path / "chatscope.db")
+    await database.dispose()
     tools = ToolsContainer(workspace=tmp_path).workspace_tools()
     (tmp_path / "note.txt").write_text("hello", encoding="utf-8")
     [read_file] = [tool for tool in tools if tool.declaration.name == "read_file"]

@@ -15,30 +15,27 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chatscope.adapters.storage import sql_history
+from chatscope.adapters.storage.catalog import SessionCatalog
+from chatscope.adapters.storage.database import Database
 from chatscope.adapters.storage.schema import messages_table
-from chatscope.adapters.storage.sql_history import (
-    TITLE_LENGTH,
-    SessionCatalog,
-    SqlHistoryStore,
-    session_title,
-)
+from chatscope.adapters.storage.sql_history import TITLE_LENGTH, SqlHistoryStore, session_title
 from chatscope.services.messages import Message, Role
 from chatscope.services.runtime.state import new_id
-from tests.support.databases import migrated_engine
+from tests.support.databases import database_for, migrated_database
 from tests.support.histories import messy_histories, reply, user, well_paired_histories
 
 histories = well_paired_histories(max_turns=6) | messy_histories()
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
     """A fresh, migrated SQLite database."""
-    async with migrated_engine("sqlite", tmp_path) as engine:
-        yield engine
+    async with migrated_database("sqlite", tmp_path) as database:
+        yield database
 
 
 def reference_turns(messages: Sequence[Message]) -> list[int]:
@@ -50,32 +47,35 @@ def reference_turns(messages: Sequence[Message]) -> list[int]:
     return numbers
 
 
-async def _rows(engine: AsyncEngine, session_id: str) -> list[tuple[int, str]]:
+async def _rows(database: Database, session_id: str) -> list[tuple[int, str]]:
     query = (
         select(messages_table.c.turn, messages_table.c.role)
         .where(messages_table.c.session_id == session_id)
         .order_by(messages_table.c.position)
     )
-    async with engine.connect() as connection:
-        return [(int(turn), str(role)) for turn, role in (await connection.execute(query)).all()]
+
+    def read(connection: Connection) -> list[tuple[int, str]]:
+        return [(int(turn), str(role)) for turn, role in connection.execute(query).all()]
+
+    return await database.read(read)
 
 
 @settings(max_examples=25)
 @given(first=st.integers(min_value=0, max_value=3), rewritten=histories)
 async def test_a_rewrite_renumbers_turns_and_keeps_the_turn_count(
-    engine: AsyncEngine, first: int, rewritten: tuple[Message, ...]
+    database: Database, first: int, rewritten: tuple[Message, ...]
 ) -> None:
     """After `replace`, each row's turn follows the new messages; the session's turn count
     never goes down and grows to the rewrite's own count."""
     session_id = new_id()
-    store = SqlHistoryStore(engine, session_id=session_id)
+    store = SqlHistoryStore(database, session_id=session_id)
     for index in range(first):
         await store.append_turn([user(f"q{index}"), reply(f"a{index}")])
     await store.replace(rewritten)
-    rows = await _rows(engine, session_id)
+    rows = await _rows(database, session_id)
     assert [turn for turn, _ in rows] == reference_turns(rewritten)
     assert [role for _, role in rows] == [str(message.role) for message in rewritten]
-    summary = await SessionCatalog(engine).find(session_id)
+    summary = await SessionCatalog(database).find(session_id)
     if first == 0 and not rewritten:
         assert summary is None
         return
@@ -87,48 +87,48 @@ async def test_a_rewrite_renumbers_turns_and_keeps_the_turn_count(
 @settings(max_examples=15)
 @given(turns=st.lists(histories.filter(bool), min_size=1, max_size=3))
 async def test_each_appended_row_stores_its_role(
-    engine: AsyncEngine, turns: list[tuple[Message, ...]]
+    database: Database, turns: list[tuple[Message, ...]]
 ) -> None:
     """The role column of every stored row is its message's role."""
     session_id = new_id()
-    store = SqlHistoryStore(engine, session_id=session_id)
+    store = SqlHistoryStore(database, session_id=session_id)
     for turn in turns:
         await store.append_turn(turn)
     expected = [str(message.role) for turn in turns for message in turn]
-    assert [role for _, role in await _rows(engine, session_id)] == expected
+    assert [role for _, role in await _rows(database, session_id)] == expected
 
 
-async def test_a_later_writer_relabels_the_session(engine: AsyncEngine) -> None:
+async def test_a_later_writer_relabels_the_session(database: Database) -> None:
     """The provider and model shown for a session are those of its latest writer."""
     session_id = new_id()
-    first = SqlHistoryStore(engine, session_id=session_id, provider="openai", model="m-1")
+    first = SqlHistoryStore(database, session_id=session_id, provider="openai", model="m-1")
     await first.append_turn([user("q1"), reply("a1")])
-    second = SqlHistoryStore(engine, session_id=session_id)
+    second = SqlHistoryStore(database, session_id=session_id)
     second.label(provider="anthropic", model="m-2")
     await second.append_turn([user("q2"), reply("a2")])
-    summary = await SessionCatalog(engine).get(session_id)
+    summary = await SessionCatalog(database).get(session_id)
     assert (summary.provider, summary.model) == ("anthropic", "m-2")
 
 
 @pytest.mark.parametrize(("provider", "model"), [("openai", None), (None, "gpt-4o"), (None, None)])
 async def test_a_half_label_is_not_recorded(
-    engine: AsyncEngine, provider: str | None, model: str | None
+    database: Database, provider: str | None, model: str | None
 ) -> None:
     """A store opened with only a provider or only a model labels the session with neither."""
     session_id = new_id()
-    store = SqlHistoryStore(engine, session_id=session_id, provider=provider, model=model)
+    store = SqlHistoryStore(database, session_id=session_id, provider=provider, model=model)
     await store.append_turn([user("q"), reply("a")])
-    summary = await SessionCatalog(engine).get(session_id)
+    summary = await SessionCatalog(database).get(session_id)
     assert (summary.provider, summary.model) == (None, None)
 
 
 @given(first=histories, second=histories)
 @settings(max_examples=15)
 async def test_after_a_rewrite_the_history_is_read_without_a_query(
-    engine: AsyncEngine, first: tuple[Message, ...], second: tuple[Message, ...]
+    database: Database, first: tuple[Message, ...], second: tuple[Message, ...]
 ) -> None:
     """The store keeps what it wrote: after `replace`, reading costs no database round trip."""
-    store = SqlHistoryStore(engine, session_id=new_id())
+    store = SqlHistoryStore(database, session_id=new_id())
     if first:
         await store.append_turn(first)
     await store.replace(second)
@@ -137,24 +137,24 @@ async def test_after_a_rewrite_the_history_is_read_without_a_query(
     def record(conn: object, cursor: object, statement: str, *args: object) -> None:
         statements.append(statement)
 
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    event.listen(database.sync_engine, "before_cursor_execute", record)
     try:
         assert await store.messages() == second
         await store.token_count()
     finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
+        event.remove(database.sync_engine, "before_cursor_execute", record)
     assert statements == []
 
 
-async def test_a_rewrite_moves_the_update_time(engine: AsyncEngine) -> None:
+async def test_a_rewrite_moves_the_update_time(database: Database) -> None:
     """`replace` is a write like any other: the session's update time moves forward."""
     session_id = new_id()
-    store = SqlHistoryStore(engine, session_id=session_id)
+    store = SqlHistoryStore(database, session_id=session_id)
     await store.append_turn([user("q"), reply("a")])
-    before = (await SessionCatalog(engine).get(session_id)).updated_at
+    before = (await SessionCatalog(database).get(session_id)).updated_at
     await asyncio.sleep(0.01)
     await store.replace([user("summary"), reply("ok")])
-    assert (await SessionCatalog(engine).get(session_id)).updated_at > before
+    assert (await SessionCatalog(database).get(session_id)).updated_at > before
 
 
 _title_characters = st.characters(categories=("L", "N", "P", "Zs"))
@@ -192,22 +192,28 @@ def test_no_prompt_text_means_no_title(blank: str) -> None:
 
 
 @given(collisions=st.integers(min_value=0, max_value=6))
-async def test_a_colliding_create_is_retried_a_bounded_number_of_times(collisions: int) -> None:
+async def test_a_colliding_create_is_retried_a_bounded_number_of_times(
+    tmp_path: Path, collisions: int
+) -> None:
     """A write refused as a duplicate create is tried again, up to the attempt limit, then the
     refusal is raised; other outcomes pass through at once."""
     calls = 0
 
-    async def write() -> None:
+    def write(connection: Connection) -> None:
         nonlocal calls
         calls += 1
         if calls <= collisions:
             raise IntegrityError("INSERT INTO sessions", {}, Exception("duplicate key"))
 
     limit = sql_history._WRITE_ATTEMPTS
-    if collisions < limit:
-        await sql_history._retrying_creation(write)
-        assert calls == collisions + 1
-    else:
-        with pytest.raises(IntegrityError):
-            await sql_history._retrying_creation(write)
-        assert calls == limit
+    database = database_for(f"sqlite:///{tmp_path / 'retries.db'}")  # no table is touched
+    try:
+        if collisions < limit:
+            await sql_history._retrying_creation(database, write)
+            assert calls == collisions + 1
+        else:
+            with pytest.raises(IntegrityError):
+                await sql_history._retrying_creation(database, write)
+            assert calls == limit
+    finally:
+        await database.dispose()

@@ -30,7 +30,7 @@ from chatscope.services.messages import (
     ToolResultBlock,
 )
 from tests.support.cli import cli_env, openai_text_stream, run_cli
-from tests.support.databases import migrated_engine
+from tests.support.databases import migrated_database
 from tests.support.message_strategies import messages, turns
 from tests.support.replay_server import ScriptedResponse, replay_server
 
@@ -57,8 +57,8 @@ def save(
     """Write turns to a session the way a chat would (of `owner`: a server's tenant)."""
 
     async def write() -> None:
-        async with migrated_engine("sqlite", data_dir.parent) as engine:
-            store = SqlHistoryStore(engine, session_id=session_id, owner=owner)
+        async with migrated_database("sqlite", data_dir.parent) as database:
+            store = SqlHistoryStore(database, session_id=session_id, owner=owner)
             if label:
                 store.label(provider=label, model=f"{label}-model")
             for turn in appended:

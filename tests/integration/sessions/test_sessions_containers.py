@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,8 +11,11 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy.pool import QueuePool
 
-from chatscope.adapters.storage.sql_history import SessionCatalog, SqlHistoryStore
+from chatscope.adapters.storage.catalog import SessionCatalog
+from chatscope.adapters.storage.database import Database
+from chatscope.adapters.storage.sql_history import SqlHistoryStore
 from chatscope.containers import ApplicationContainer
 from chatscope.services.history.memory import InMemoryHistory
 from chatscope.services.messages import Message, Role
@@ -104,16 +108,23 @@ async def test_the_memory_backend_never_touches_the_data_dir(tmp_path: Path) -> 
 
 
 async def test_shutdown_closes_the_database_pool(tmp_path: Path) -> None:
-    """After shutdown no connection of the engine is left checked out or open."""
+    """After shutdown no connection of the database is left checked out or open, and none of
+    its worker threads is left running."""
+    threads_before = database_threads()
     app = await started(
         build_test_app(workspace=tmp_path, history_backend="database", data_dir=tmp_path / "d")
     )
     context = app.runtime.scopes().foreground()
     await app.runtime.chat_session(context=context).send("hello")
-    engine = app.storage.engine()
+    database: Database = app.storage.database()
+    used = database.sync_engine.pool
+    assert isinstance(used, QueuePool)
+    assert used.checkedin() >= 1  # the chat's connections went back to the pool
     await app.shutdown_resources()  # type: ignore[misc]
-    pool = engine.sync_engine.pool
-    assert (pool.checkedout(), pool.checkedin()) == (0, 0)
+    for pool in (used, database.sync_engine.pool):
+        assert isinstance(pool, QueuePool)
+        assert (pool.checkedout(), pool.checkedin()) == (0, 0)
+    assert database_threads() - threads_before == set()
     assert (tmp_path / "d" / "chatscope.db").is_file()
 
 
@@ -140,9 +151,14 @@ async def test_scopes_of_one_application_save_separate_sessions(
         summaries = {s.id: s for s in await catalog.list_sessions()}
         for index, context in enumerate(contexts):
             own = prompts[: index + 1]
-            engine = app.storage.engine()
-            stored = await SqlHistoryStore(engine, session_id=context.state.session_id).messages()
+            database = app.storage.database()
+            stored = await SqlHistoryStore(database, session_id=context.state.session_id).messages()
             assert [m.text for m in stored if m.role is Role.USER] == own
             assert summaries[context.state.session_id].turn_count == len(own)
     finally:
         await app.shutdown_resources()  # type: ignore[misc]
+
+
+def database_threads() -> set[threading.Thread]:
+    """The live worker threads of session databases."""
+    return {t for t in threading.enumerate() if t.name.startswith("chatscope-db")}

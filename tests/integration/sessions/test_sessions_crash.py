@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from chatscope.adapters.storage.catalog import SessionCatalog
 from chatscope.adapters.storage.schema import prepare_database
-from chatscope.adapters.storage.sql_history import SessionCatalog
 from chatscope.services.messages import Role
 from tests.support.cli import (
     CliResult,
@@ -28,7 +28,7 @@ from tests.support.cli import (
     run_cli,
     start_cli,
 )
-from tests.support.databases import DATABASE_BACKENDS, engine_for, fresh_database
+from tests.support.databases import DATABASE_BACKENDS, database_for, fresh_database
 from tests.support.replay_server import ReplayServer, ScriptedResponse, replay_server
 
 SESSION_NOTICE = re.compile(r"\[session ([0-9a-f]{32}): continue with --session\]")
@@ -100,14 +100,14 @@ async def test_a_chat_killed_mid_stream_keeps_exactly_the_completed_turns(
             streamed = await kill_during_streamed_answer(server, workdir, env, session_id)
             assert "partial-0" in streamed
 
-            engine = engine_for(url)
+            database = database_for(url)
             try:
-                await prepare_database(engine)
-                catalog = SessionCatalog(engine)
+                await prepare_database(database)
+                catalog = SessionCatalog(database)
                 stored = await catalog.transcript(session_id)
                 summary = await catalog.get(session_id)
             finally:
-                await engine.dispose()
+                await database.dispose()
 
             server.reset()
             server.enqueue(sse(openai_text_stream("answer four")))

@@ -16,18 +16,19 @@ from asyncio.subprocess import PIPE, Process
 from collections.abc import AsyncIterator
 from itertools import groupby
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 from sqlalchemy import insert, inspect, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import Connection
 
 from chatscope.adapters.storage import sql_history
+from chatscope.adapters.storage.catalog import SessionCatalog
 from chatscope.adapters.storage.codec import MessageCodecError, encode_message
-from chatscope.adapters.storage.engine import create_database_engine, ensure_database_directory
+from chatscope.adapters.storage.database import Database
+from chatscope.adapters.storage.engine import ensure_database_directory, open_database
 from chatscope.adapters.storage.schema import (
     LATEST_VERSION,
     messages_table,
@@ -36,10 +37,15 @@ from chatscope.adapters.storage.schema import (
     schema_version,
     sessions_table,
 )
-from chatscope.adapters.storage.sql_history import SessionCatalog, SqlHistoryStore, StoredMessage
+from chatscope.adapters.storage.sql_history import SqlHistoryStore, StoredMessage
 from chatscope.errors import ConfigurationError, HistoryStoreError, UnknownSessionError
 from chatscope.services.messages import Message, Role, TextBlock, Usage
-from tests.support.databases import DATABASE_BACKENDS, engine_for, fresh_database, migrated_engine
+from tests.support.databases import (
+    DATABASE_BACKENDS,
+    database_for,
+    fresh_database,
+    migrated_database,
+)
 from tests.support.history_writer import turn_messages
 
 WRITER = Path(__file__).parents[2] / "support" / "history_writer.py"
@@ -52,10 +58,10 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def engine(backend: str, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+async def database(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
     """A fresh, migrated database."""
-    async with migrated_engine(backend, tmp_path) as engine:
-        yield engine
+    async with migrated_database(backend, tmp_path) as database:
+        yield database
 
 
 def reply(text: str) -> Message:
@@ -63,25 +69,28 @@ def reply(text: str) -> Message:
     return Message(Role.ASSISTANT, (TextBlock(text),))
 
 
-async def stored_rows(engine: AsyncEngine, session_id: str) -> list[tuple[int, int]]:
+async def stored_rows(database: Database, session_id: str) -> list[tuple[int, int]]:
     """(position, turn) of every message row of a session, in position order."""
     query = (
         select(messages_table.c.position, messages_table.c.turn)
         .where(messages_table.c.session_id == session_id)
         .order_by(messages_table.c.position)
     )
-    async with engine.connect() as connection:
-        return [(row[0], row[1]) for row in await connection.execute(query)]
+
+    def read(connection: Connection) -> list[tuple[int, int]]:
+        return [(row[0], row[1]) for row in connection.execute(query)]
+
+    return await database.read(read)
 
 
 # --- sessions come and go -------------------------------------------------------------------
 
 
 async def test_opening_creates_nothing_and_the_first_turn_creates_the_session(
-    engine: AsyncEngine,
+    database: Database,
 ) -> None:
     """An opened store is empty and unsaved; its first turn saves the session with its title."""
-    store, catalog = SqlHistoryStore(engine, session_id="s1"), SessionCatalog(engine)
+    store, catalog = SqlHistoryStore(database, session_id="s1"), SessionCatalog(database)
     assert await store.messages() == ()
     assert await store.token_count() == 0
     assert await catalog.find("s1") is None
@@ -97,45 +106,44 @@ async def test_opening_creates_nothing_and_the_first_turn_creates_the_session(
     assert summary.created_at == summary.updated_at
 
 
-async def test_a_reopened_session_keeps_its_measured_token_count(engine: AsyncEngine) -> None:
+async def test_a_reopened_session_keeps_its_measured_token_count(database: Database) -> None:
     """API-reported usage is stored with the turn, so a reloaded session counts tokens the same."""
-    store = SqlHistoryStore(engine, session_id="s1")
+    store = SqlHistoryStore(database, session_id="s1")
     await store.append_turn([Message.user("a" * 40), reply("b" * 40)], Usage(1000, 50))
     await store.append_turn([Message.user("c" * 400)])
     expected = 1050 + 400 // 4
     assert await store.token_count() == expected
-    assert await SqlHistoryStore(engine, session_id="s1").token_count() == expected
+    assert await SqlHistoryStore(database, session_id="s1").token_count() == expected
 
 
-async def test_an_empty_turn_stores_nothing(engine: AsyncEngine) -> None:
+async def test_an_empty_turn_stores_nothing(database: Database) -> None:
     """Appending no messages neither creates a session nor counts a turn."""
-    await SqlHistoryStore(engine, session_id="s1").append_turn([], Usage(5, 5))
-    assert await SessionCatalog(engine).find("s1") is None
+    await SqlHistoryStore(database, session_id="s1").append_turn([], Usage(5, 5))
+    assert await SessionCatalog(database).find("s1") is None
 
 
 async def test_the_catalog_lists_newest_first_and_deletes_whole_sessions(
-    engine: AsyncEngine,
+    database: Database,
 ) -> None:
     """`list_sessions` orders by last update; `delete` removes the session and its messages."""
     for session_id in ("old", "new", "middle"):
-        await SqlHistoryStore(engine, session_id=session_id).append_turn([Message.user(session_id)])
-    await SqlHistoryStore(engine, session_id="middle").append_turn([Message.user("again")])
-    await SqlHistoryStore(engine, session_id="new").append_turn([Message.user("again")])
-    catalog = SessionCatalog(engine)
+        store = SqlHistoryStore(database, session_id=session_id)
+        await store.append_turn([Message.user(session_id)])
+    await SqlHistoryStore(database, session_id="middle").append_turn([Message.user("again")])
+    await SqlHistoryStore(database, session_id="new").append_turn([Message.user("again")])
+    catalog = SessionCatalog(database)
     assert [s.id for s in await catalog.list_sessions()] == ["new", "middle", "old"]
     await catalog.delete("middle")
     assert [s.id for s in await catalog.list_sessions()] == ["new", "old"]
-    assert await stored_rows(engine, "middle") == []
+    assert await stored_rows(database, "middle") == []
     assert await catalog.transcript("middle") == ()
 
 
 @settings(max_examples=15)
 @given(session_id=st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\0")))
-async def test_unknown_sessions_are_named_in_the_error(
-    engine: AsyncEngine, session_id: str
-) -> None:
+async def test_unknown_sessions_are_named_in_the_error(database: Database, session_id: str) -> None:
     """Asking the catalog for any id that names no session raises an error naming that id."""
-    catalog = SessionCatalog(engine)
+    catalog = SessionCatalog(database)
     assert await catalog.find(session_id) is None
     for action in (catalog.get, catalog.delete):
         with pytest.raises(UnknownSessionError) as caught:
@@ -147,11 +155,12 @@ async def test_unknown_sessions_are_named_in_the_error(
 # --- owners ---------------------------------------------------------------------------------
 
 
-async def test_a_new_session_belongs_to_its_stores_owner(engine: AsyncEngine) -> None:
+async def test_a_new_session_belongs_to_its_stores_owner(database: Database) -> None:
     """A store creates its session with its owner; without one, the local owner."""
-    await SqlHistoryStore(engine, session_id="mine", owner="acme").append_turn([Message.user("a")])
-    await SqlHistoryStore(engine, session_id="cli").append_turn([Message.user("b")])
-    catalog = SessionCatalog(engine)
+    mine = SqlHistoryStore(database, session_id="mine", owner="acme")
+    await mine.append_turn([Message.user("a")])
+    await SqlHistoryStore(database, session_id="cli").append_turn([Message.user("b")])
+    catalog = SessionCatalog(database)
     assert (await catalog.get("mine")).owner == "acme"
     assert (await catalog.get("cli")).owner == "local"
     assert [s.id for s in await catalog.list_sessions("acme")] == ["mine"]
@@ -160,13 +169,13 @@ async def test_a_new_session_belongs_to_its_stores_owner(engine: AsyncEngine) ->
 
 
 async def test_another_owners_session_reads_empty_and_refuses_every_write(
-    engine: AsyncEngine,
+    database: Database,
 ) -> None:
     """A store of globex on acme's session sees nothing, and its appends and replacements
     raise `UnknownSessionError`, leaving acme's session exactly as it was."""
     turn = [Message.user("acme's secret"), reply("ok")]
-    await SqlHistoryStore(engine, session_id="s1", owner="acme").append_turn(turn)
-    intruder = SqlHistoryStore(engine, session_id="s1", owner="globex", provider="x", model="y")
+    await SqlHistoryStore(database, session_id="s1", owner="acme").append_turn(turn)
+    intruder = SqlHistoryStore(database, session_id="s1", owner="globex", provider="x", model="y")
     assert await intruder.messages() == ()
     for write in (
         intruder.append_turn([Message.user("mine now")]),
@@ -174,15 +183,15 @@ async def test_another_owners_session_reads_empty_and_refuses_every_write(
     ):
         with pytest.raises(UnknownSessionError):
             await write
-    summary = await SessionCatalog(engine).get("s1")
+    summary = await SessionCatalog(database).get("s1")
     assert (summary.owner, summary.provider, summary.turn_count) == ("acme", None, 1)
-    assert await SqlHistoryStore(engine, session_id="s1", owner="acme").messages() == tuple(turn)
+    assert await SqlHistoryStore(database, session_id="s1", owner="acme").messages() == tuple(turn)
 
 
-async def test_the_catalog_filters_every_method_by_owner(engine: AsyncEngine) -> None:
+async def test_the_catalog_filters_every_method_by_owner(database: Database) -> None:
     """find, get, transcript and delete see only the owner's session when given an owner."""
-    await SqlHistoryStore(engine, session_id="s1", owner="acme").append_turn([Message.user("a")])
-    catalog = SessionCatalog(engine)
+    await SqlHistoryStore(database, session_id="s1", owner="acme").append_turn([Message.user("a")])
+    catalog = SessionCatalog(database)
     assert await catalog.find("s1", "globex") is None
     assert await catalog.transcript("s1", "globex") == ()
     for action in (catalog.get, catalog.delete):
@@ -192,66 +201,64 @@ async def test_the_catalog_filters_every_method_by_owner(engine: AsyncEngine) ->
     assert [item.message for item in await catalog.transcript("s1", "acme")] == [Message.user("a")]
     await catalog.delete("s1", "acme")
     assert await catalog.find("s1") is None
-    assert await stored_rows(engine, "s1") == []
+    assert await stored_rows(database, "s1") == []
 
 
 async def test_a_created_session_is_empty_until_its_first_turn_titles_it(
-    engine: AsyncEngine,
+    database: Database,
 ) -> None:
     """`create` saves an empty session with its label and system prompt; the first turn
     gives it its title, and later turns keep it."""
-    catalog = SessionCatalog(engine)
+    catalog = SessionCatalog(database)
     created = await catalog.create(
         "s1", owner="acme", provider="openai", model="m", system_prompt="Be brief."
     )
     assert (created.turn_count, created.message_count, created.title) == (0, 0, "")
     assert (created.owner, created.system_prompt) == ("acme", "Be brief.")
-    store = SqlHistoryStore(engine, session_id="s1", owner="acme")
+    store = SqlHistoryStore(database, session_id="s1", owner="acme")
     assert await store.messages() == ()
     await store.append_turn([Message.user("first prompt"), reply("1")])
     await store.append_turn([Message.user("second prompt"), reply("2")])
     summary = await catalog.get("s1", "acme")
     assert (summary.title, summary.turn_count, summary.message_count) == ("first prompt", 2, 4)
     assert (summary.provider, summary.system_prompt) == ("openai", "Be brief.")
-    assert [(row[1]) for row in await stored_rows(engine, "s1")] == [1, 1, 2, 2]
+    assert [(row[1]) for row in await stored_rows(database, "s1")] == [1, 1, 2, 2]
 
 
-async def test_creating_an_existing_session_id_is_a_store_error(engine: AsyncEngine) -> None:
+async def test_creating_an_existing_session_id_is_a_store_error(database: Database) -> None:
     """`create` never takes over a saved session, whoever owns it."""
-    await SqlHistoryStore(engine, session_id="s1", owner="acme").append_turn([Message.user("a")])
+    await SqlHistoryStore(database, session_id="s1", owner="acme").append_turn([Message.user("a")])
     with pytest.raises(HistoryStoreError, match="creating session 's1'"):
-        await SessionCatalog(engine).create("s1", owner="globex")
-    assert (await SessionCatalog(engine).get("s1")).owner == "acme"
+        await SessionCatalog(database).create("s1", owner="globex")
+    assert (await SessionCatalog(database).get("s1")).owner == "acme"
 
 
 # --- atomicity ------------------------------------------------------------------------------
 
 
-async def test_a_turn_the_database_refuses_leaves_no_trace(engine: AsyncEngine) -> None:
+async def test_a_turn_the_database_refuses_leaves_no_trace(database: Database) -> None:
     """If inserting a turn fails half-way, the whole transaction is undone: counts, rows, cache."""
-    store = SqlHistoryStore(engine, session_id="s1")
+    store = SqlHistoryStore(database, session_id="s1")
     first = [Message.user("one"), reply("1")]
     await store.append_turn(first)
     # Occupy the position the failing turn's second message needs, behind the store's back.
-    async with engine.begin() as connection:
-        await connection.execute(
-            insert(messages_table).values(
-                session_id="s1", position=3, turn=9, role="user", payload=encode_message(reply("x"))
-            )
-        )
+    occupied = insert(messages_table).values(
+        session_id="s1", position=3, turn=9, role="user", payload=encode_message(reply("x"))
+    )
+    await database.write(lambda connection: connection.execute(occupied))
     with pytest.raises(HistoryStoreError, match="saving a turn of session 's1'"):
         await store.append_turn([Message.user("two"), reply("2")])
-    assert await stored_rows(engine, "s1") == [(0, 1), (1, 1), (3, 9)]
-    summary = await SessionCatalog(engine).get("s1")
+    assert await stored_rows(database, "s1") == [(0, 1), (1, 1), (3, 9)]
+    summary = await SessionCatalog(database).get("s1")
     assert (summary.turn_count, summary.message_count) == (1, 2)
     assert await store.messages() == tuple(first)
 
 
 async def test_a_turn_failing_after_its_first_statement_is_rolled_back(
-    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+    database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A failure between updating the session row and inserting messages commits nothing."""
-    store = SqlHistoryStore(engine, session_id="s1")
+    store = SqlHistoryStore(database, session_id="s1")
     await store.append_turn([Message.user("one")], Usage(10, 10))
 
     def broken(usage: Usage) -> str:
@@ -260,16 +267,16 @@ async def test_a_turn_failing_after_its_first_statement_is_rolled_back(
     monkeypatch.setattr(sql_history, "encode_usage", broken)
     with pytest.raises(HistoryStoreError, match="cannot encode"):
         await store.append_turn([Message.user("two")], Usage(20, 20))
-    summary = await SessionCatalog(engine).get("s1")
+    summary = await SessionCatalog(database).get("s1")
     assert (summary.turn_count, summary.message_count) == (1, 1)
-    assert await SqlHistoryStore(engine, session_id="s1").messages() == (Message.user("one"),)
+    assert await SqlHistoryStore(database, session_id="s1").messages() == (Message.user("one"),)
 
 
 async def test_a_failed_replace_keeps_the_old_history(
-    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+    database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`replace` deletes and inserts in one transaction: a failure keeps every old message."""
-    store = SqlHistoryStore(engine, session_id="s1")
+    store = SqlHistoryStore(database, session_id="s1")
     old = [Message.user("one"), reply("1"), Message.user("two"), reply("2")]
     await store.append_turn(old[:2])
     await store.append_turn(old[2:])
@@ -283,29 +290,24 @@ async def test_a_failed_replace_keeps_the_old_history(
     monkeypatch.setattr(sql_history, "encode_message", fails_on_third)
     with pytest.raises(HistoryStoreError, match="replacing the history of session 's1'"):
         await store.replace([Message.user("summary"), reply("s"), Message.user("two")])
-    assert await SqlHistoryStore(engine, session_id="s1").messages() == tuple(old)
+    assert await SqlHistoryStore(database, session_id="s1").messages() == tuple(old)
     assert await store.messages() == tuple(old)
 
 
 # --- migrations -----------------------------------------------------------------------------
 
 
-async def schema_state(engine: AsyncEngine) -> tuple[list[int], set[str], set[str]]:
+async def schema_state(database: Database) -> tuple[list[int], set[str], set[str]]:
     """Applied versions, table names, and index names of `sessions`."""
 
-    def read(connection: Any) -> tuple[set[str], set[str]]:
+    def read(connection: Connection) -> tuple[list[int], set[str], set[str]]:
+        query = select(schema_version.c.version).order_by("version")
+        versions = list(connection.execute(query).scalars().all())
         inspector = inspect(connection)
         indexes = {str(index["name"]) for index in inspector.get_indexes("sessions")}
-        return set(inspector.get_table_names()), indexes
+        return versions, set(inspector.get_table_names()), indexes
 
-    async with engine.connect() as connection:
-        versions = list(
-            (await connection.execute(select(schema_version.c.version).order_by("version")))
-            .scalars()
-            .all()
-        )
-        tables, indexes = await connection.run_sync(read)
-    return versions, tables, indexes
+    return await database.read(read)
 
 
 async def test_a_fresh_database_is_migrated_to_the_latest_version(
@@ -313,30 +315,28 @@ async def test_a_fresh_database_is_migrated_to_the_latest_version(
 ) -> None:
     """Start-up creates every table and applies every migration once, recorded in order."""
     async with fresh_database(backend, tmp_path) as url:
-        engine = engine_for(url)
+        database = database_for(url)
         try:
-            assert await prepare_database(engine) == LATEST_VERSION
-            versions, tables, indexes = await schema_state(engine)
+            assert await prepare_database(database) == LATEST_VERSION
+            versions, tables, indexes = await schema_state(database)
         finally:
-            await engine.dispose()
+            await database.dispose()
     assert versions == list(range(1, LATEST_VERSION + 1))
     assert {"sessions", "messages", "schema_version"} <= tables
     assert "ix_sessions_updated_at" in indexes
 
 
-async def test_migrating_again_changes_nothing(engine: AsyncEngine) -> None:
+async def test_migrating_again_changes_nothing(database: Database) -> None:
     """An already migrated database is left as it is, data included."""
-    await SqlHistoryStore(engine, session_id="s1").append_turn([Message.user("kept")])
-    before = await schema_state(engine)
-    assert await migrate(engine) == LATEST_VERSION
-    assert await prepare_database(engine) == LATEST_VERSION
-    assert await schema_state(engine) == before
-    assert await SqlHistoryStore(engine, session_id="s1").messages() == (Message.user("kept"),)
+    await SqlHistoryStore(database, session_id="s1").append_turn([Message.user("kept")])
+    before = await schema_state(database)
+    assert await migrate(database) == LATEST_VERSION
+    assert await prepare_database(database) == LATEST_VERSION
+    assert await schema_state(database) == before
+    assert await SqlHistoryStore(database, session_id="s1").messages() == (Message.user("kept"),)
 
 
-async def write_version_1_session(
-    engine: AsyncEngine, session_id: str, turn: list[Message]
-) -> None:
+async def write_version_1_session(database: Database, session_id: str, turn: list[Message]) -> None:
     """A session and its messages as chatscope wrote them at schema version 1 (no owner)."""
     now = dt.datetime.now(dt.UTC)
     session = {"id": session_id, "created_at": now, "updated_at": now, "title": "t"}
@@ -346,46 +346,47 @@ async def write_version_1_session(
         | {"payload": encode_message(message), "usage": None}
         for position, message in enumerate(turn)
     ]
-    async with engine.begin() as connection:
-        await connection.execute(insert(sessions_table).values(**session))
-        await connection.execute(insert(messages_table), rows)
+
+    def write(connection: Connection) -> None:
+        connection.execute(insert(sessions_table).values(**session))
+        connection.execute(insert(messages_table), rows)
+
+    await database.write(write)
 
 
 async def test_a_version_1_database_is_upgraded_with_its_data(backend: str, tmp_path: Path) -> None:
     """A database left at version 1 gains the later migrations and keeps every session, which
     then belongs to the local owner."""
     async with fresh_database(backend, tmp_path) as url:
-        engine = engine_for(url)
+        database = database_for(url)
         try:
-            ensure_database_directory(engine.url)
-            assert await migrate(engine, target=1) == 1
-            versions, _, indexes = await schema_state(engine)
+            ensure_database_directory(database.url)
+            assert await migrate(database, target=1) == 1
+            versions, _, indexes = await schema_state(database)
             assert (versions, "ix_sessions_updated_at" in indexes) == ([1], False)
             turn = [Message.user("from version 1"), reply("still here")]
-            await write_version_1_session(engine, "s1", turn)
-            assert await prepare_database(engine) == LATEST_VERSION
-            versions, _, indexes = await schema_state(engine)
-            assert await SqlHistoryStore(engine, session_id="s1").messages() == tuple(turn)
-            summary = await SessionCatalog(engine).get("s1", owner="local")
+            await write_version_1_session(database, "s1", turn)
+            assert await prepare_database(database) == LATEST_VERSION
+            versions, _, indexes = await schema_state(database)
+            assert await SqlHistoryStore(database, session_id="s1").messages() == tuple(turn)
+            summary = await SessionCatalog(database).get("s1", owner="local")
         finally:
-            await engine.dispose()
+            await database.dispose()
     assert versions == list(range(1, LATEST_VERSION + 1))
     assert {"ix_sessions_updated_at", "ix_sessions_owner_updated_at"} <= set(indexes)
     assert (summary.owner, summary.system_prompt, summary.title) == ("local", None, "t")
 
 
-async def test_a_database_from_a_newer_chatscope_is_refused(engine: AsyncEngine) -> None:
+async def test_a_database_from_a_newer_chatscope_is_refused(database: Database) -> None:
     """A schema version above the latest known raises a clear error and changes nothing."""
-    async with engine.begin() as connection:
-        await connection.execute(
-            insert(schema_version).values(
-                version=LATEST_VERSION + 5, applied_at=dt.datetime.now(dt.UTC)
-            )
-        )
+    newer = insert(schema_version).values(
+        version=LATEST_VERSION + 5, applied_at=dt.datetime.now(dt.UTC)
+    )
+    await database.write(lambda connection: connection.execute(newer))
     with pytest.raises(HistoryStoreError, match=rf"version {LATEST_VERSION + 5}, newer") as caught:
-        await prepare_database(engine)
+        await prepare_database(database)
     assert "upgrade chatscope" in str(caught.value)
-    versions, _, _ = await schema_state(engine)
+    versions, _, _ = await schema_state(database)
     assert versions == [*range(1, LATEST_VERSION + 1), LATEST_VERSION + 5]
 
 
@@ -430,16 +431,16 @@ async def test_writer_processes_never_block_or_corrupt_each_other(
     async with fresh_database(backend, tmp_path) as url:
         jobs = [(12, [f"own{n}", "shared"]) for n in range(3)]
         assert await run_writers(url, jobs, cwd=tmp_path) == []
-        engine = engine_for(url)
+        database = database_for(url)
         try:
-            versions, _, _ = await schema_state(engine)
-            catalog = SessionCatalog(engine)
+            versions, _, _ = await schema_state(database)
+            catalog = SessionCatalog(database)
             owns = [await catalog.transcript(f"own{n}") for n in range(3)]
             shared = await catalog.transcript("shared")
             summary = await catalog.get("shared")
-            rows = await stored_rows(engine, "shared")
+            rows = await stored_rows(database, "shared")
         finally:
-            await engine.dispose()
+            await database.dispose()
     assert versions == list(range(1, LATEST_VERSION + 1))
     for n, own in enumerate(owns):
         assert assert_whole_turns(own, f"own{n}") == list(range(1, 7))
@@ -451,22 +452,22 @@ async def test_writer_processes_never_block_or_corrupt_each_other(
 @settings(max_examples=8)
 @given(writers=st.integers(min_value=2, max_value=6), turns=st.integers(min_value=1, max_value=4))
 async def test_tasks_writing_one_session_at_once_lose_nothing(
-    engine: AsyncEngine, writers: int, turns: int
+    database: Database, writers: int, turns: int
 ) -> None:
     """Stores of one session appending concurrently: every turn is stored whole, in one place."""
     session_id = f"shared-{writers}-{turns}-{time.monotonic_ns()}"
-    stores = [SqlHistoryStore(engine, session_id=session_id) for _ in range(writers)]
+    stores = [SqlHistoryStore(database, session_id=session_id) for _ in range(writers)]
 
     async def write(store: SqlHistoryStore) -> None:
         for n in range(1, turns + 1):
             await store.append_turn(turn_messages(session_id, n))
 
     await asyncio.gather(*(write(store) for store in stores))
-    stored = await SessionCatalog(engine).transcript(session_id)
+    stored = await SessionCatalog(database).transcript(session_id)
     assert sorted(assert_whole_turns(stored, session_id)) == sorted(
         list(range(1, turns + 1)) * writers
     )
-    rows = await stored_rows(engine, session_id)
+    rows = await stored_rows(database, session_id)
     assert [position for position, _ in rows] == list(range(4 * turns * writers))
     assert [turn for _, turn in rows] == sorted(turn for _, turn in rows)
 
@@ -474,24 +475,24 @@ async def test_tasks_writing_one_session_at_once_lose_nothing(
 async def test_a_held_write_lock_delays_writers_but_never_readers(tmp_path: Path) -> None:
     """SQLite in WAL mode: reads go on while another process holds the write lock; a writer
     waits for it (busy timeout) and then succeeds, instead of failing."""
-    async with migrated_engine("sqlite", tmp_path) as engine:
-        await SqlHistoryStore(engine, session_id="s1").append_turn([Message.user("one")])
+    async with migrated_database("sqlite", tmp_path) as database:
+        await SqlHistoryStore(database, session_id="s1").append_turn([Message.user("one")])
         other = sqlite3.connect(str(tmp_path / "data" / "chatscope.db"), isolation_level=None)
         assert other.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         other.execute("BEGIN IMMEDIATE")
         other.execute("UPDATE sessions SET title = 'locked' WHERE id = 's1'")
         started = time.perf_counter()
-        assert await SqlHistoryStore(engine, session_id="s1").messages() == (Message.user("one"),)
+        assert await SqlHistoryStore(database, session_id="s1").messages() == (Message.user("one"),)
         read_seconds = time.perf_counter() - started
         writing = asyncio.create_task(
-            SqlHistoryStore(engine, session_id="s2").append_turn([Message.user("two")])
+            SqlHistoryStore(database, session_id="s2").append_turn([Message.user("two")])
         )
         await asyncio.sleep(0.4)
         assert not writing.done()
         other.execute("COMMIT")
         other.close()
         await asyncio.wait_for(writing, timeout=10)
-        assert (await SessionCatalog(engine).get("s2")).message_count == 1
+        assert (await SessionCatalog(database).get("s2")).message_count == 1
     assert read_seconds < 0.4
 
 
@@ -515,15 +516,15 @@ async def test_a_writer_killed_at_any_moment_leaves_only_whole_turns(
         os.kill(child.pid, signal.SIGKILL)
         await child.communicate()
         assert child.returncode == -signal.SIGKILL
-        engine = engine_for(url)
+        database = database_for(url)
         try:
-            await prepare_database(engine)
-            catalog = SessionCatalog(engine)
+            await prepare_database(database)
+            catalog = SessionCatalog(database)
             numbers = assert_whole_turns(await catalog.transcript("victim"), "victim")
             summary = await catalog.get("victim")
-            rows = await stored_rows(engine, "victim")
+            rows = await stored_rows(database, "victim")
         finally:
-            await engine.dispose()
+            await database.dispose()
     assert numbers == list(range(1, len(numbers) + 1))
     assert len(numbers) >= reported
     assert (summary.turn_count, summary.message_count) == (len(numbers), 4 * len(numbers))
@@ -533,15 +534,15 @@ async def test_a_writer_killed_at_any_moment_leaves_only_whole_turns(
 # --- errors ---------------------------------------------------------------------------------
 
 
-async def test_an_unreadable_stored_message_is_a_clear_error(engine: AsyncEngine) -> None:
+async def test_an_unreadable_stored_message_is_a_clear_error(database: Database) -> None:
     """A payload this chatscope cannot decode raises a `HistoryStoreError` naming the session."""
-    await SqlHistoryStore(engine, session_id="s1").append_turn([Message.user("one")])
-    async with engine.begin() as connection:
-        await connection.execute(
-            update(messages_table).values(payload='{"role": "user", "blocks": [{"type": "x"}]}')
-        )
+    await SqlHistoryStore(database, session_id="s1").append_turn([Message.user("one")])
+    unreadable = update(messages_table).values(
+        payload='{"role": "user", "blocks": [{"type": "x"}]}'
+    )
+    await database.write(lambda connection: connection.execute(unreadable))
     with pytest.raises(HistoryStoreError, match=r"reading session 's1': .*unknown block type 'x'"):
-        await SqlHistoryStore(engine, session_id="s1").messages()
+        await SqlHistoryStore(database, session_id="s1").messages()
 
 
 @pytest.mark.parametrize(
@@ -556,7 +557,7 @@ def test_an_unusable_database_url_is_a_configuration_error_without_its_password(
 ) -> None:
     """A bad URL names the setting and never shows its password."""
     with pytest.raises(ConfigurationError, match=expected) as caught:
-        create_database_engine(data_dir=tmp_path, database_url=SecretStr(url))
+        open_database(data_dir=tmp_path, database_url=SecretStr(url))
     assert "CHATSCOPE_DATABASE_URL" in str(caught.value)
     assert "hunter2secret" not in str(caught.value)
 
@@ -564,12 +565,12 @@ def test_an_unusable_database_url_is_a_configuration_error_without_its_password(
 async def test_an_unreachable_server_is_a_store_error_without_its_password(tmp_path: Path) -> None:
     """A PostgreSQL URL nobody answers fails at start-up with the URL's password hidden."""
     url = SecretStr("postgresql://chat:hunter2secret@127.0.0.1:9/chat")
-    engine = create_database_engine(data_dir=tmp_path, database_url=url)
+    database = open_database(data_dir=tmp_path, database_url=url)
     try:
         with pytest.raises(HistoryStoreError) as caught:
-            await prepare_database(engine)
+            await prepare_database(database)
     finally:
-        await engine.dispose()
+        await database.dispose()
     assert "127.0.0.1:9" in str(caught.value)
     assert "hunter2secret" not in str(caught.value)
 
@@ -577,37 +578,35 @@ async def test_an_unreachable_server_is_a_store_error_without_its_password(tmp_p
 async def test_a_data_dir_that_cannot_be_created_is_a_configuration_error(tmp_path: Path) -> None:
     """A data directory below a regular file fails with the setting named, before any write."""
     (tmp_path / "a-file").write_text("not a directory")
-    engine = create_database_engine(data_dir=tmp_path / "a-file" / "data", database_url=None)
+    database = open_database(data_dir=tmp_path / "a-file" / "data", database_url=None)
     try:
         with pytest.raises(ConfigurationError, match="CHATSCOPE_DATA_DIR"):
-            await prepare_database(engine)
+            await prepare_database(database)
     finally:
-        await engine.dispose()
+        await database.dispose()
 
 
 async def test_the_store_refuses_sessions_of_a_database_that_was_never_migrated(
     tmp_path: Path,
 ) -> None:
     """Without the start-up migration the store fails with a typed error, not a driver one."""
-    engine = create_database_engine(data_dir=tmp_path, database_url=None)
+    database = open_database(data_dir=tmp_path, database_url=None)
     try:
         with pytest.raises(HistoryStoreError, match="reading session 's1'"):
-            await SqlHistoryStore(engine, session_id="s1").messages()
-        async with engine.connect() as connection:
-            tables = (await connection.execute(text("SELECT name FROM sqlite_master"))).all()
+            await SqlHistoryStore(database, session_id="s1").messages()
+        query = text("SELECT name FROM sqlite_master")
+        tables = await database.read(lambda connection: connection.execute(query).all())
     finally:
-        await engine.dispose()
+        await database.dispose()
     assert tables == []
 
 
-async def test_sessions_table_is_what_the_summary_reads(engine: AsyncEngine) -> None:
+async def test_sessions_table_is_what_the_summary_reads(database: Database) -> None:
     """The summary's counts are the row's, kept in step with the messages by every write."""
-    store = SqlHistoryStore(engine, session_id="s1")
+    store = SqlHistoryStore(database, session_id="s1")
     await store.append_turn([Message.user("a"), reply("b")])
     await store.replace([Message.user("only")])
-    async with engine.connect() as connection:
-        row = (
-            await connection.execute(select(sessions_table).where(sessions_table.c.id == "s1"))
-        ).one()
+    query = select(sessions_table).where(sessions_table.c.id == "s1")
+    row = await database.read(lambda connection: connection.execute(query).one())
     assert (row.message_count, row.turn_count) == (1, 1)
-    assert await stored_rows(engine, "s1") == [(0, 1)]
+    assert await stored_rows(database, "s1") == [(0, 1)]

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from chatscope.adapters.storage.engine import (
     SQLITE_FILE_NAME,
-    create_database_engine,
+    open_database,
     resolve_database_url,
 )
 from chatscope.cli.commands import show_config
@@ -42,7 +42,7 @@ def test_sessions_are_saved_by_default_in_the_platform_data_dir(clean_env: Path)
     assert not (clean_env / "xdg").exists()
     url = resolve_database_url(data_dir=settings.data_dir, database_url=settings.database_url)
     assert (url.drivername, url.database) == (
-        "sqlite+aiosqlite",
+        "sqlite+pysqlite",
         str(clean_env / "xdg" / "chatscope" / SQLITE_FILE_NAME),
     )
 
@@ -83,15 +83,18 @@ DRIVERS = {
     "postgresql": "postgresql+asyncpg",
     "postgres": "postgresql+asyncpg",
     "postgresql+asyncpg": "postgresql+asyncpg",
-    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "sqlite": "sqlite+pysqlite",
+    "sqlite+aiosqlite": "sqlite+pysqlite",
+    "sqlite+pysqlite": "sqlite+pysqlite",
 }
 
 
 @given(scheme=st.sampled_from(sorted(DRIVERS)), user=names, host=names, database=names)
-def test_a_url_gets_an_async_driver_and_keeps_everything_else(
+def test_a_url_gets_chatscopes_driver_and_keeps_everything_else(
     scheme: str, user: str, host: str, database: str
 ) -> None:
-    """Plain `postgresql://` / `postgres://` URLs use asyncpg; nothing but the driver changes."""
+    """Plain `postgresql://` / `postgres://` URLs use asyncpg, SQLite URLs (an aiosqlite one
+    too) the synchronous pysqlite; nothing but the driver changes."""
     configured = SecretStr(f"{scheme}://{user}@{host}/{database}")
     url = resolve_database_url(data_dir=Path("/unused"), database_url=configured)
     assert url.drivername == DRIVERS[scheme]
@@ -103,7 +106,7 @@ def test_without_a_url_sessions_live_in_sqlite_in_the_data_dir(parts: list[str])
     """The default database is `chatscope.db` directly inside whatever `data_dir` says."""
     data_dir = Path("/", *parts)
     url = resolve_database_url(data_dir=data_dir, database_url=None)
-    assert url.drivername == "sqlite+aiosqlite"
+    assert url.drivername == "sqlite+pysqlite"
     assert Path(str(url.database)) == data_dir / SQLITE_FILE_NAME
 
 
@@ -129,6 +132,6 @@ def test_an_unusable_url_error_hides_its_password(password: str, scheme: str) ->
     """Refusing a URL whose driver is missing never repeats its password."""
     url = SecretStr(f"{scheme}://chat:{password}@db.internal/chat")
     with pytest.raises(ConfigurationError) as caught:
-        create_database_engine(data_dir=Path("/unused"), database_url=url)
+        open_database(data_dir=Path("/unused"), database_url=url)
     assert password not in str(caught.value)
     assert "db.internal" in str(caught.value)

@@ -1,42 +1,49 @@
-"""The session database: its URL, the async engine, and the engine's life in the application.
+"""The session database's URL and engine: `open_database` makes the `Database` of a setting.
 
 SQLite is the embedded default: a file in the data directory, in WAL mode so readers never wait
-for a writer, with a busy timeout so writers from many chats and processes queue instead of
-failing, and write transactions that take the lock when they begin (`BEGIN IMMEDIATE`) so two
-writers can never deadlock upgrading a read lock. Any other URL SQLAlchemy's async engine
-understands works too; PostgreSQL (asyncpg) is the tested one.
+for a writer, with a busy timeout so writers of other processes queue instead of failing, and
+write transactions that take the lock when they begin (`BEGIN IMMEDIATE`) so two writers can
+never deadlock upgrading a read lock. It runs on the synchronous pysqlite driver (see
+`SqliteDatabase` for where its transactions run). Any other URL SQLAlchemy's async
+engine understands works too; PostgreSQL (asyncpg) is the tested one.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import sqlite3
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from pydantic import SecretStr
-from sqlalchemy import URL, event, make_url, text
+from sqlalchemy import URL, Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
     InvalidRequestError,
     NoSuchModuleError,
+    OperationalError,
     SQLAlchemyError,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from chatscope.adapters.storage.database import (
+    WRITE_OPTION,
+    AsyncDatabase,
+    Database,
+    SqliteDatabase,
+)
 from chatscope.errors import ConfigurationError, redact_secrets
 
 __all__ = [
     "SQLITE_FILE_NAME",
-    "create_database_engine",
-    "describe_database_error",
     "database_answers",
+    "describe_database_error",
     "ensure_database_directory",
+    "open_database",
     "resolve_database_url",
-    "write_transaction",
 ]
 
 SQLITE_FILE_NAME = "chatscope.db"
@@ -51,81 +58,96 @@ _SQLITE_PRAGMAS = (
     "PRAGMA synchronous = NORMAL",
     "PRAGMA foreign_keys = ON",
 )
-_ASYNC_DRIVERS = MappingProxyType(
+# SQLite runs on the synchronous driver whatever the URL names; PostgreSQL on asyncpg.
+_DRIVERS = MappingProxyType(
     {
-        "sqlite": "sqlite+aiosqlite",
+        "sqlite": "sqlite+pysqlite",
+        "sqlite+aiosqlite": "sqlite+pysqlite",
         "postgres": "postgresql+asyncpg",
         "postgresql": "postgresql+asyncpg",
     }
 )
-_WRITE_OPTION = "chatscope_write"
+# Connections used on the event loop never wait for a lock and never checkpoint (see
+# `SqliteDatabase`); applied after `_SQLITE_PRAGMAS`.
+_ON_LOOP_PRAGMAS = ("PRAGMA busy_timeout = 0", "PRAGMA wal_autocheckpoint = 0")
 _SETTING = "database_url (env CHATSCOPE_DATABASE_URL)"
 
 
 def resolve_database_url(*, data_dir: Path, database_url: SecretStr | None) -> URL:
-    """The configured URL with an async driver filled in, or SQLite in `data_dir`."""
+    """The configured URL with chatscope's driver filled in, or SQLite in `data_dir`."""
     if database_url is None:
-        return URL.create("sqlite+aiosqlite", database=str(data_dir / SQLITE_FILE_NAME))
+        return URL.create("sqlite+pysqlite", database=str(data_dir / SQLITE_FILE_NAME))
     try:
         url = make_url(database_url.get_secret_value())
     except ArgumentError:
         raise ConfigurationError(f"{_SETTING} is not a database URL") from None
-    driver = _ASYNC_DRIVERS.get(url.drivername)
+    driver = _DRIVERS.get(url.drivername)
     return url.set(drivername=driver) if driver else url
 
 
-def create_database_engine(*, data_dir: Path, database_url: SecretStr | None) -> AsyncEngine:
-    """An async engine for the configured database; opens no connection yet."""
+def open_database(*, data_dir: Path, database_url: SecretStr | None) -> Database:
+    """The `Database` of the configured URL; opens no connection and starts no thread yet."""
     url = resolve_database_url(data_dir=data_dir, database_url=database_url)
     try:
-        engine = create_async_engine(url)
+        if url.get_backend_name() == "sqlite":
+            return _sqlite_database(url)
+        return AsyncDatabase(create_async_engine(url))
     except (ArgumentError, NoSuchModuleError, InvalidRequestError, ImportError) as exc:
         shown = url.render_as_string(hide_password=True)
         hint = " (PostgreSQL needs the `postgres` extra: asyncpg)" if "asyncpg" in str(exc) else ""
         message = f"{_SETTING} {shown!r} cannot be used: {redact_secrets(str(exc))}{hint}"
         raise ConfigurationError(message) from None
-    if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
-        event.listen(engine.sync_engine, "begin", _begin_sqlite_transaction)
+
+
+def _sqlite_database(url: URL) -> SqliteDatabase:
+    on_loop = _sqlite_engine(url, (*_SQLITE_PRAGMAS, *_ON_LOOP_PRAGMAS))
+    if url.database in (None, "", ":memory:"):
+        return SqliteDatabase(on_loop=on_loop, waiting=on_loop)
+    return SqliteDatabase(on_loop=on_loop, waiting=_sqlite_engine(url, _SQLITE_PRAGMAS))
+
+
+def _sqlite_engine(url: URL, pragmas: tuple[str, ...]) -> Engine:
+    engine: Engine = create_engine(url)
+    event.listen(engine, "connect", partial(_configure_sqlite_connection, pragmas=pragmas))
+    event.listen(engine, "begin", _begin_sqlite_transaction)
     return engine
 
 
-def _configure_sqlite_connection(dbapi_connection: Any, _record: object) -> None:
+def _configure_sqlite_connection(
+    dbapi_connection: Any, _record: object, *, pragmas: tuple[str, ...]
+) -> None:
     # chatscope emits BEGIN itself (see `_begin_sqlite_transaction`): the driver's own
     # transaction handling would start transactions late and commit before DDL.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    for pragma in _SQLITE_PRAGMAS:
+    for pragma in pragmas:
         cursor.execute(pragma)
     cursor.close()
 
 
 def _begin_sqlite_transaction(connection: Connection) -> None:
-    writes = connection.get_execution_options().get(_WRITE_OPTION, False)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+    writes = connection.get_execution_options().get(WRITE_OPTION, False)
+    statement = "BEGIN IMMEDIATE" if writes else "BEGIN"
+    # Straight to the driver: through `exec_driver_sql` this costs more than the statement.
+    raw = connection.connection.driver_connection
+    try:
+        raw.execute(statement)  # type: ignore[union-attr]
+    except sqlite3.Error as exc:
+        # As SQLAlchemy reports what fails in its own `execute`.
+        raise OperationalError(statement, None, exc) from None
 
 
-@asynccontextmanager
-async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """One transaction that writes: committed on exit, rolled back on any exception.
-
-    On SQLite it holds the write lock from its start, so it waits (up to the busy timeout)
-    for other writers instead of failing half-way.
-    """
-    async with engine.connect() as connection:
-        await connection.execution_options(**{_WRITE_OPTION: True})
-        async with connection.begin():
-            yield connection
-
-
-async def database_answers(engine: AsyncEngine) -> bool:
+async def database_answers(database: Database) -> bool:
     """Whether the database answers `SELECT 1` (a server's readiness check)."""
     try:
-        async with engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        await database.read(_select_one)
     except (SQLAlchemyError, OSError):
         return False
     return True
+
+
+def _select_one(connection: Connection) -> None:
+    connection.execute(text("SELECT 1"))
 
 
 def ensure_database_directory(url: URL) -> None:

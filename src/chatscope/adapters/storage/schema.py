@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy import (
     Column,
@@ -39,13 +40,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chatscope.adapters.storage.engine import (
-    describe_database_error,
-    ensure_database_directory,
-    write_transaction,
-)
+from chatscope.adapters.storage.database import Database
+from chatscope.adapters.storage.engine import describe_database_error, ensure_database_directory
 from chatscope.errors import HistoryStoreError
 
 __all__ = [
@@ -166,17 +163,16 @@ MIGRATIONS: tuple[Migration, ...] = (
 LATEST_VERSION = MIGRATIONS[-1].version
 
 
-async def migrate(engine: AsyncEngine, *, target: int = LATEST_VERSION) -> int:
+async def migrate(database: Database, *, target: int = LATEST_VERSION) -> int:
     """Apply every migration up to `target` not yet applied, atomically; returns the version.
 
     Running it again changes nothing. A database whose version is above `LATEST_VERSION`
     was written by a newer chatscope and raises `HistoryStoreError`.
     """
-    async with write_transaction(engine) as connection:
-        return await connection.run_sync(_migrate, target)
+    return await database.write(partial(_migrate, target=target))
 
 
-def _migrate(connection: Connection, target: int) -> int:
+def _migrate(connection: Connection, *, target: int) -> int:
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
     schema_version.create(connection, checkfirst=True)
@@ -197,29 +193,30 @@ def _migrate(connection: Connection, target: int) -> int:
     return current
 
 
-async def prepare_database(engine: AsyncEngine) -> int:
+async def prepare_database(database: Database) -> int:
     """Create a SQLite file's directory if needed, then migrate; returns the schema version."""
-    ensure_database_directory(engine.url)
+    ensure_database_directory(database.url)
     try:
-        return await migrate(engine)
+        return await migrate(database)
     except (DBAPIError, OSError) as exc:
-        shown = engine.url.render_as_string(hide_password=True)
+        shown = database.url.render_as_string(hide_password=True)
         raise HistoryStoreError(f"database {shown!r}: {describe_database_error(exc)}") from None
 
 
 async def database_lifecycle(
-    open_engine: Callable[[], AsyncEngine], *, history_backend: str
-) -> AsyncIterator[AsyncEngine | None]:
-    """The engine's life in an application: migrated on start, its pool closed on shutdown.
+    open_database: Callable[[], Database], *, history_backend: str
+) -> AsyncIterator[Database | None]:
+    """The database's life in an application: migrated on start, its pool and threads closed
+    on shutdown.
 
     With the memory history backend nothing is opened or written.
     """
     if history_backend != "database":
         yield None
         return
-    engine = open_engine()
+    database = open_database()
     try:
-        await prepare_database(engine)
-        yield engine
+        await prepare_database(database)
+        yield database
     finally:
-        await engine.dispose()
+        await database.dispose()

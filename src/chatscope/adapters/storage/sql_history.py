@@ -1,4 +1,5 @@
-"""Saved sessions: the `HistoryStore` of one session in the database, and the session catalogue.
+"""Saved sessions: the `HistoryStore` of one session in the database (the catalogue of sessions
+is `catalog.py`).
 
 A session is a row of `sessions` and its messages are rows of `messages`, numbered by position.
 Each completed turn is written in one transaction, so a process killed mid-turn leaves every
@@ -14,14 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, case, delete, insert, select, true, update
+from sqlalchemy import ColumnElement, delete, insert, true, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chatscope.adapters.storage.codec import (
     MessageCodecError,
@@ -30,39 +32,34 @@ from chatscope.adapters.storage.codec import (
     encode_message,
     encode_usage,
 )
-from chatscope.adapters.storage.engine import describe_database_error, write_transaction
+from chatscope.adapters.storage.database import Database
+from chatscope.adapters.storage.engine import describe_database_error
 from chatscope.adapters.storage.schema import LOCAL_OWNER, messages_table, sessions_table
+from chatscope.adapters.storage.statements import (
+    BUMP_LABELLED_TURN,
+    BUMP_TURN,
+    INSERT_MESSAGES,
+    INSERT_SESSION,
+    OWNED_SESSION_MESSAGES,
+    SESSION_OWNER,
+)
 from chatscope.errors import HistoryStoreError, UnknownSessionError
 from chatscope.services.messages import Message, Role, Usage, estimate_tokens
 
 __all__ = [
     "TITLE_LENGTH",
-    "SessionCatalog",
-    "SessionSummary",
     "SqlHistoryStore",
     "StoredMessage",
+    "database_failures",
+    "owned",
+    "owner_is",
+    "read_session",
     "session_title",
+    "utc_now",
 ]
 
 TITLE_LENGTH = 80
 _WRITE_ATTEMPTS = 3
-
-
-@dataclass(frozen=True, slots=True)
-class SessionSummary:
-    """One saved session as `chatscope sessions list` shows it; `system_prompt` is the one it
-    was created with (through the server), if any."""
-
-    id: str
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    provider: str | None
-    model: str | None
-    title: str
-    message_count: int
-    turn_count: int
-    owner: str = LOCAL_OWNER
-    system_prompt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,21 +110,23 @@ class SqlHistoryStore:
     as empty and cannot be written (`UnknownSessionError`); a new session gets this owner.
     """
 
-    __slots__ = ("_engine", "_label", "_lock", "_owner", "_view", "session_id")
+    __slots__ = ("_database", "_label", "_lock", "_owner", "_row", "_view", "session_id")
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        database: Database,
         *,
         session_id: str,
         provider: str | None = None,
         model: str | None = None,
         owner: str | None = None,
     ) -> None:
-        self._engine = engine
+        self._database = database
         self.session_id = session_id
         self._owner = owner or LOCAL_OWNER
         self._view: _View | None = None
+        # Whether the session's row exists: known once read or written, None while unsure.
+        self._row: bool | None = None
         self._label: dict[str, str] = {}
         if provider and model:
             self.label(provider=provider, model=model)
@@ -155,182 +154,115 @@ class SqlHistoryStore:
         async with self._lock:
             view = await self._loaded()
             async with self._failures("saving a turn of"):
-                await _retrying_creation(lambda: self._write_turn(turn, usage))
-            self._view = view.appended(turn, usage)
+                await _retrying_creation(self._database, partial(self._write_turn, turn, usage))
+            self._view, self._row = view.appended(turn, usage), True
 
     async def replace(self, messages: Sequence[Message]) -> None:
         """Replace the whole stored history in one transaction."""
         new = tuple(messages)
         async with self._lock, self._failures("replacing the history of"):
-            await _retrying_creation(lambda: self._write_replacement(new))
-            self._view = _View(new)
+            await _retrying_creation(self._database, partial(self._write_replacement, new))
+            self._view, self._row = _View(new), None
 
     async def _loaded(self) -> _View:
         if self._view is None:
             async with self._failures("reading"):
-                stored = await _read_messages(self._engine, self.session_id, self._owner)
+                read = partial(read_session, self.session_id, self._owner)
+                self._row, stored = await self._database.read(read)
                 self._view = _View.of(stored)
         return self._view
 
-    async def _write_turn(self, turn: tuple[Message, ...], usage: Usage | None) -> None:
-        now = _now()
-        async with write_transaction(self._engine) as connection:
-            counts = await self._bump(
-                connection,
-                updated_at=now,
-                message_count=sessions_table.c.message_count + len(turn),
-                turn_count=sessions_table.c.turn_count + 1,
-                # A session created empty (through the server) is titled by its first turn.
-                title=case(
-                    (sessions_table.c.turn_count == 0, session_title(turn)),
-                    else_=sessions_table.c.title,
-                ),
-            )
-            if counts is None:
-                await self._create(connection, now, turn, turn_count=1)
-                counts = (len(turn), 1)
-            first, turn_number = counts[0] - len(turn), counts[1]
-            rows = [_row(self.session_id, first + i, turn_number, m) for i, m in enumerate(turn)]
-            if usage is not None:
-                rows[-1]["usage"] = encode_usage(usage)
-            await connection.execute(insert(messages_table), rows)
+    def _write_turn(
+        self, turn: tuple[Message, ...], usage: Usage | None, connection: Connection
+    ) -> None:
+        now, title = utc_now(), session_title(turn)
+        if self._row is False:
+            # Read as absent: create it straight away. Should another writer have created it
+            # meanwhile, the insert collides and the retry takes the general path below.
+            self._row = None
+            self._create(connection, now, turn, turn_count=1, checked=False)
+            self._insert_turn(connection, turn, usage, first=0, turn_number=1)
+            return
+        bump = BUMP_LABELLED_TURN if self._label else BUMP_TURN
+        parameters = {"p_session": self.session_id, "p_owner": self._owner, "p_now": now}
+        parameters |= {"p_added": len(turn), "p_title": title}
+        parameters |= {f"p_{key}": value for key, value in self._label.items()}
+        row = connection.execute(bump, parameters).first()
+        if row is None:
+            self._create(connection, now, turn, turn_count=1)
+            counts = (len(turn), 1)
+        else:
+            counts = (int(row[0]), int(row[1]))
+        self._insert_turn(
+            connection, turn, usage, first=counts[0] - len(turn), turn_number=counts[1]
+        )
 
-    async def _write_replacement(self, new: tuple[Message, ...]) -> None:
-        now, turns = _now(), _turn_numbers(new)
-        async with write_transaction(self._engine) as connection:
-            counts = await self._bump(connection, updated_at=now, message_count=len(new))
-            if counts is None and not new:
-                return
-            if counts is None:
-                await self._create(connection, now, new, turn_count=max(turns))
-            elif max(turns, default=0) > counts[1]:
-                await self._bump(connection, turn_count=max(turns))
-            where = messages_table.c.session_id == self.session_id
-            await connection.execute(delete(messages_table).where(where))
-            numbered = enumerate(zip(turns, new, strict=True))
-            rows = [_row(self.session_id, i, turn, message) for i, (turn, message) in numbered]
-            if rows:
-                await connection.execute(insert(messages_table), rows)
+    def _insert_turn(
+        self,
+        connection: Connection,
+        turn: tuple[Message, ...],
+        usage: Usage | None,
+        *,
+        first: int,
+        turn_number: int,
+    ) -> None:
+        rows = [_row(self.session_id, first + i, turn_number, m) for i, m in enumerate(turn)]
+        if usage is not None:
+            rows[-1]["usage"] = encode_usage(usage)
+        connection.execute(INSERT_MESSAGES, rows)
 
-    async def _bump(self, connection: AsyncConnection, **values: Any) -> tuple[int, int] | None:
+    def _write_replacement(self, new: tuple[Message, ...], connection: Connection) -> None:
+        now, turns = utc_now(), _turn_numbers(new)
+        counts = self._bump(connection, updated_at=now, message_count=len(new))
+        if counts is None and not new:
+            return
+        if counts is None:
+            self._create(connection, now, new, turn_count=max(turns))
+        elif max(turns, default=0) > counts[1]:
+            self._bump(connection, turn_count=max(turns))
+        where = messages_table.c.session_id == self.session_id
+        connection.execute(delete(messages_table).where(where))
+        numbered = enumerate(zip(turns, new, strict=True))
+        rows = [_row(self.session_id, i, turn, message) for i, (turn, message) in numbered]
+        if rows:
+            connection.execute(insert(messages_table), rows)
+
+    def _bump(self, connection: Connection, **values: Any) -> tuple[int, int] | None:
         """Update the session row, locking it: its new (messages, turns) counts; None if new."""
         statement = (
             update(sessions_table)
-            .where(_owned(self.session_id, self._owner))
+            .where(owned(self.session_id, self._owner))
             .values(**values, **self._label)
             .returning(sessions_table.c.message_count, sessions_table.c.turn_count)
         )
-        row = (await connection.execute(statement)).first()
+        row = connection.execute(statement).first()
         return None if row is None else (int(row[0]), int(row[1]))
 
-    async def _create(
+    def _create(
         self,
-        connection: AsyncConnection,
+        connection: Connection,
         now: dt.datetime,
         messages: tuple[Message, ...],
         *,
         turn_count: int,
+        checked: bool = True,
     ) -> None:
-        """Insert the session row; `UnknownSessionError` if another owner has this id. (A row
-        of this owner's, created meanwhile by another writer, makes the insert collide, and
-        `_retrying_creation` appends to it.)"""
-        owner = select(sessions_table.c.owner).where(sessions_table.c.id == self.session_id)
-        found = (await connection.execute(owner)).first()
-        if found is not None and found.owner != self._owner:
-            raise UnknownSessionError(self.session_id)
-        values = {"provider": None, "model": None, **self._label}
-        await connection.execute(
-            insert(sessions_table).values(
-                id=self.session_id,
-                created_at=now,
-                updated_at=now,
-                title=session_title(messages),
-                message_count=len(messages),
-                turn_count=turn_count,
-                owner=self._owner,
-                **values,
-            )
-        )
+        """Insert the session row; `UnknownSessionError` if another owner has this id (when
+        `checked`; unchecked, such a row makes the insert collide). A row of this owner's,
+        created meanwhile by another writer, makes the insert collide, and
+        `_retrying_creation` appends to it."""
+        if checked:
+            found = connection.execute(SESSION_OWNER, {"p_session": self.session_id}).first()
+            if found is not None and found.owner != self._owner:
+                raise UnknownSessionError(self.session_id)
+        row = {"id": self.session_id, "created_at": now, "updated_at": now}
+        row |= {"title": session_title(messages), "message_count": len(messages)}
+        row |= {"turn_count": turn_count, "owner": self._owner, "system_prompt": None}
+        row |= {"provider": None, "model": None, **self._label}
+        connection.execute(INSERT_SESSION, row)
 
     def _failures(self, action: str) -> AbstractAsyncContextManager[None]:
-        return _database_failures(f"{action} session {self.session_id!r}")
-
-
-class SessionCatalog:
-    """Lists, creates, reads and deletes saved sessions (the `chatscope sessions` commands and the
-    server's session endpoints).
-
-    Every method takes an optional `owner`: given, only that owner's sessions exist for it (the
-    server passes the calling tenant); None means every session.
-    """
-
-    __slots__ = ("_engine",)
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-
-    async def list_sessions(self, owner: str | None = None) -> tuple[SessionSummary, ...]:
-        """Every saved session (of `owner`), the most recently updated first."""
-        order = (sessions_table.c.updated_at.desc(), sessions_table.c.id)
-        query = select(sessions_table).where(_owner_is(owner)).order_by(*order)
-        async with _database_failures("listing sessions"), self._engine.connect() as connection:
-            rows = (await connection.execute(query)).all()
-        return tuple(_summary(row) for row in rows)
-
-    async def find(self, session_id: str, owner: str | None = None) -> SessionSummary | None:
-        """The session `session_id` (of `owner`), or None if no such session is saved."""
-        query = select(sessions_table).where(_owned(session_id, owner))
-        async with _database_failures("reading sessions"), self._engine.connect() as connection:
-            row = (await connection.execute(query)).first()
-        return None if row is None else _summary(row)
-
-    async def get(self, session_id: str, owner: str | None = None) -> SessionSummary:
-        """The session `session_id` (of `owner`); `UnknownSessionError` if there is none."""
-        found = await self.find(session_id, owner)
-        if found is None:
-            raise UnknownSessionError(session_id)
-        return found
-
-    async def create(
-        self,
-        session_id: str,
-        *,
-        owner: str = LOCAL_OWNER,
-        provider: str | None = None,
-        model: str | None = None,
-        system_prompt: str | None = None,
-    ) -> SessionSummary:
-        """Save a new, empty session (no turns, no title yet); its first turn titles it."""
-        now = _now()
-        row = {"id": session_id, "created_at": now, "updated_at": now, "title": ""}
-        row |= {"provider": provider, "model": model, "owner": owner}
-        row |= {"system_prompt": system_prompt, "message_count": 0, "turn_count": 0}
-        failures = _database_failures(f"creating session {session_id!r}")
-        async with failures, write_transaction(self._engine) as connection:
-            await connection.execute(insert(sessions_table).values(**row))
-        return await self.get(session_id, owner)
-
-    async def transcript(
-        self, session_id: str, owner: str | None = None
-    ) -> tuple[StoredMessage, ...]:
-        """The stored messages of `session_id` (of `owner`) with their turns and usage, oldest
-        first."""
-        async with _database_failures(f"reading session {session_id!r}"):
-            return await _read_messages(self._engine, session_id, owner)
-
-    async def delete(self, session_id: str, owner: str | None = None) -> None:
-        """Delete a session (of `owner`) and its messages in one transaction;
-        `UnknownSessionError` if there is none."""
-        owned = select(sessions_table.c.id).where(_owned(session_id, owner))
-        async with _database_failures(f"deleting session {session_id!r}"):
-            async with write_transaction(self._engine) as connection:
-                where = messages_table.c.session_id.in_(owned)
-                await connection.execute(delete(messages_table).where(where))
-                deleted = await connection.execute(
-                    delete(sessions_table).where(_owned(session_id, owner))
-                )
-            if deleted.rowcount == 0:
-                raise UnknownSessionError(session_id)
+        return database_failures(f"{action} session {self.session_id!r}")
 
 
 def session_title(messages: Sequence[Message]) -> str:
@@ -345,33 +277,29 @@ def session_title(messages: Sequence[Message]) -> str:
     return ""
 
 
-def _owner_is(owner: str | None) -> ColumnElement[bool]:
+def owner_is(owner: str | None) -> ColumnElement[bool]:
     return true() if owner is None else sessions_table.c.owner == owner
 
 
-def _owned(session_id: str, owner: str | None) -> ColumnElement[bool]:
+def owned(session_id: str, owner: str | None) -> ColumnElement[bool]:
     """The session row `session_id`, if `owner` (None: anyone) owns it."""
-    return (sessions_table.c.id == session_id) & _owner_is(owner)
+    return (sessions_table.c.id == session_id) & owner_is(owner)
 
 
-async def _read_messages(
-    engine: AsyncEngine, session_id: str, owner: str | None
-) -> tuple[StoredMessage, ...]:
-    columns = (messages_table.c.turn, messages_table.c.payload, messages_table.c.usage)
-    query = select(*columns).where(messages_table.c.session_id == session_id)
-    if owner is not None:
-        owned = select(sessions_table.c.id).where(_owned(session_id, owner))
-        query = query.where(messages_table.c.session_id.in_(owned))
-    query = query.order_by(messages_table.c.position)
-    async with engine.connect() as connection:
-        rows = (await connection.execute(query)).all()
-    return tuple(
+def read_session(
+    session_id: str, owner: str, connection: Connection
+) -> tuple[bool, tuple[StoredMessage, ...]]:
+    """Whether `owner` has the session `session_id`, and its stored messages."""
+    parameters = {"p_session": session_id, "p_owner": owner}
+    rows = connection.execute(OWNED_SESSION_MESSAGES, parameters).all()
+    return bool(rows), tuple(
         StoredMessage(turn, decode_message(payload), decode_usage(usage) if usage else None)
         for turn, payload, usage in rows
+        if payload is not None
     )
 
 
-async def _retrying_creation(write: Callable[[], Awaitable[None]]) -> None:
+async def _retrying_creation(database: Database, write: Callable[[Connection], None]) -> None:
     """Run a write transaction, again if it collided with another writer creating the session.
 
     Two writers may both find no session row and both insert one; the database lets one commit
@@ -380,7 +308,7 @@ async def _retrying_creation(write: Callable[[], Awaitable[None]]) -> None:
     """
     for attempt in range(1, _WRITE_ATTEMPTS + 1):
         try:
-            await write()
+            await database.write(write)
             return
         except IntegrityError:
             if attempt == _WRITE_ATTEMPTS:
@@ -407,33 +335,13 @@ def _turn_numbers(messages: Sequence[Message]) -> list[int]:
     return numbers
 
 
-def _summary(row: Row[Any]) -> SessionSummary:
-    return SessionSummary(
-        id=row.id,
-        created_at=_utc(row.created_at),
-        updated_at=_utc(row.updated_at),
-        provider=row.provider,
-        model=row.model,
-        title=row.title,
-        message_count=row.message_count,
-        turn_count=row.turn_count,
-        owner=row.owner,
-        system_prompt=row.system_prompt,
-    )
-
-
 @asynccontextmanager
-async def _database_failures(action: str) -> AsyncIterator[None]:
+async def database_failures(action: str) -> AsyncIterator[None]:
     try:
         yield
     except (SQLAlchemyError, OSError, MessageCodecError) as exc:
         raise HistoryStoreError(f"{action}: {describe_database_error(exc)}") from None
 
 
-def _now() -> dt.datetime:
+def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    """SQLite hands back naive datetimes; every stored time is UTC."""
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)

@@ -1,0 +1,214 @@
+"""The session database of one application: every unit of work is one transaction.
+
+A unit of work is a plain function over a SQLAlchemy `Connection` (Core statements, the same on
+every backend). `Database.read` and `Database.write` run it in one transaction, committed when
+it returns and rolled back when it raises; a write holds SQLite's write lock from its start.
+
+How it runs depends on the backend, never what it means:
+
+- SQLite (the embedded default) uses SQLAlchemy's synchronous pysqlite engine: a unit of work
+  runs whole on the event loop, and only waits for another process's lock on a worker thread
+  (see `SqliteDatabase`). An async SQLite driver hops to its thread once per statement, fetch,
+  commit and pool reset, which cost a saved turn several times as much.
+- Any other URL (PostgreSQL through asyncpg is the tested one) uses SQLAlchemy's async engine;
+  the same function runs through `AsyncConnection.run_sync`, each statement awaited on the loop.
+
+A transaction that has begun runs to its end even if the task awaiting it is cancelled (on the
+event loop nothing can interrupt it); the cancellation is raised once it has committed or
+rolled back, so whatever a caller keeps in memory never disagrees with what was stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+from sqlalchemy import URL, Engine
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+__all__ = ["AsyncDatabase", "Database", "SqliteDatabase", "UnitOfWork"]
+
+T = TypeVar("T")
+UnitOfWork = Callable[[Connection], T]
+"""One transaction's work: Core statements on the connection it is given."""
+
+# SQLITE_BUSY and SQLITE_LOCKED: the primary result codes of "someone else holds a lock".
+_SQLITE_BUSY_CODES = frozenset({5, 6})
+WRITE_OPTION = "chatscope_write"
+"""The execution option that makes SQLite's `BEGIN` an immediate one (see `engine.py`)."""
+
+
+class Database(ABC):
+    """The session database: its URL, transactions, and its end."""
+
+    __slots__ = ()
+
+    @property
+    @abstractmethod
+    def url(self) -> URL:
+        """The database URL (with its password; render it with `hide_password=True`)."""
+
+    @property
+    @abstractmethod
+    def sync_engine(self) -> Engine:
+        """The synchronous engine underneath: its pool, dialect and events."""
+
+    @abstractmethod
+    async def read(self, work: UnitOfWork[T]) -> T:
+        """Run `work` in a transaction that only reads."""
+
+    @abstractmethod
+    async def write(self, work: UnitOfWork[T]) -> T:
+        """Run `work` in a transaction that writes: committed on return, rolled back on error."""
+
+    @abstractmethod
+    async def dispose(self) -> None:
+        """Close every pooled connection and stop any worker thread."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url.render_as_string(hide_password=True)!r})"
+
+
+class SqliteDatabase(Database):
+    """SQLite through pysqlite: transactions run on the event loop, and wait on a thread.
+
+    A SQLite transaction in WAL mode is a few hundred microseconds of the process's own CPU: no
+    network, and no fsync on commit (`synchronous = NORMAL`). So each unit of work first runs
+    right on the event loop, on connections (`on_loop`) that never wait: their busy timeout is
+    0 and they never checkpoint. Only when another process holds the write lock (SQLITE_BUSY)
+    does the work run again, whole, on the database's one worker thread, whose connections
+    (`waiting`) wait for the lock up to their busy timeout. That thread also copies the WAL
+    into the database file (a passive checkpoint, which fsyncs) every `checkpoint_every`
+    commits made on the loop, so the loop never waits for a disk or another process.
+
+    (A thread per transaction, or an async driver's thread per statement, costs far more:
+    under load each handoff waits for the event loop to release the GIL.)
+
+    For an in-memory database, `waiting` is `on_loop`: it is one connection's, and no other
+    process can lock it.
+    """
+
+    __slots__ = ("_checkpoint", "_every", "_on_loop", "_since", "_thread", "_waiting")
+
+    def __init__(self, *, on_loop: Engine, waiting: Engine, checkpoint_every: int = 512) -> None:
+        self._on_loop = on_loop
+        self._waiting = waiting
+        # The thread starts on first use, and ends with `dispose`.
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="chatscope-db")
+        self._every = checkpoint_every if waiting is not on_loop else 0
+        self._since = 0
+        self._checkpoint: Future[None] | None = None
+
+    @property
+    def url(self) -> URL:
+        return self._on_loop.url
+
+    @property
+    def sync_engine(self) -> Engine:
+        return self._on_loop
+
+    async def read(self, work: UnitOfWork[T]) -> T:
+        return await self._run(work, writes=False)
+
+    async def write(self, work: UnitOfWork[T]) -> T:
+        result = await self._run(work, writes=True)
+        self._count_commit()
+        return result
+
+    async def dispose(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self._thread.shutdown)
+        # On the loop's thread: an in-memory database's one connection belongs to it.
+        self._on_loop.dispose()
+        self._waiting.dispose()
+
+    async def _run(self, work: UnitOfWork[T], *, writes: bool) -> T:
+        try:
+            return _transaction(self._on_loop, work, writes)
+        except OperationalError as exc:
+            if self._waiting is self._on_loop or not _is_busy(exc):
+                raise
+        loop = asyncio.get_running_loop()
+        started = loop.run_in_executor(self._thread, _transaction, self._waiting, work, writes)
+        return await _to_its_end(started)
+
+    def _count_commit(self) -> None:
+        """Start a checkpoint on the thread every `checkpoint_every` commits, one at a time."""
+        if not self._every:
+            return
+        self._since += 1
+        running = self._checkpoint is not None and not self._checkpoint.done()
+        if self._since >= self._every and not running:
+            self._since = 0
+            self._checkpoint = self._thread.submit(_checkpoint, self._waiting)
+
+
+class AsyncDatabase(Database):
+    """SQLAlchemy's async engine; a unit of work runs through `run_sync` on the event loop."""
+
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @property
+    def url(self) -> URL:
+        return self._engine.url
+
+    @property
+    def sync_engine(self) -> Engine:
+        return self._engine.sync_engine
+
+    async def read(self, work: UnitOfWork[T]) -> T:
+        return await _to_its_end(asyncio.ensure_future(self._run(work, writes=False)))
+
+    async def write(self, work: UnitOfWork[T]) -> T:
+        return await _to_its_end(asyncio.ensure_future(self._run(work, writes=True)))
+
+    async def dispose(self) -> None:
+        await self._engine.dispose()
+
+    async def _run(self, work: UnitOfWork[T], *, writes: bool) -> T:
+        async with self._engine.connect() as connection:
+            if writes:
+                await connection.execution_options(**{WRITE_OPTION: True})
+            async with connection.begin():
+                return await connection.run_sync(work)
+
+
+def _is_busy(exc: OperationalError) -> bool:
+    """Whether SQLite refused because another connection holds a lock (BUSY or LOCKED)."""
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in _SQLITE_BUSY_CODES
+
+
+def _checkpoint(engine: Engine) -> None:
+    """Copy what the WAL holds into the database file, without waiting for anyone."""
+    connection = engine.raw_connection()
+    try:
+        connection.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+    finally:
+        connection.close()
+
+
+def _transaction(engine: Engine, work: UnitOfWork[T], writes: bool) -> T:
+    with engine.connect() as connection:
+        if writes:
+            connection.execution_options(**{WRITE_OPTION: True})
+        with connection.begin():
+            return work(connection)
+
+
+async def _to_its_end(started: asyncio.Future[T]) -> T:
+    """The result of a transaction under way; a cancellation waits for its end, then is raised."""
+    try:
+        return await asyncio.shield(started)
+    except asyncio.CancelledError:
+        await asyncio.wait([started])
+        if not started.cancelled():
+            started.exception()  # retrieved: its outcome is the cancellation raised now
+        raise
