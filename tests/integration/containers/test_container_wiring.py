@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from chatscope.adapters.providers.anthropic import AnthropicProvider
 from chatscope.adapters.providers.demo import DemoProvider
 from chatscope.adapters.providers.gemini import GeminiProvider
+from chatscope.adapters.providers.http_client import SHARD_CONNECTIONS, ShardedTransport
 from chatscope.adapters.providers.openai.chat import OpenAIChatProvider
 from chatscope.adapters.providers.openai.responses import OpenAIResponsesProvider
 from chatscope.config.settings import PROVIDER_NAMES, ExplicitSettings
@@ -184,8 +185,10 @@ def test_the_connection_pool_uses_the_http_settings(
     http = {"connect_timeout": connect, "idle_stream_timeout": idle, "max_connections": connections}
     client = _app(tmp_path, http=http).model_providers.http_client()
     assert client.timeout == httpx.Timeout(connect=connect, read=idle, write=connect, pool=connect)
-    pool = client._transport._pool
-    assert pool._max_connections == connections
+    transport = client._transport
+    assert isinstance(transport, ShardedTransport)
+    assert sum(transport.shard_limits) == connections
+    assert max(transport.shard_limits) <= SHARD_CONNECTIONS
 
 
 class _AlwaysFailing:
