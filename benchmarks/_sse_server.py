@@ -1,9 +1,10 @@
 """A minimal keep-alive HTTP/1.1 server answering every POST with a 20-chunk OpenAI SSE stream.
 
 Runs in its own process so that its CPU time is not counted against the client being measured.
-Usage: `python benchmarks/_sse_server.py [HOLD_MS]` prints `PORT` on its first line, then serves
-forever; with HOLD_MS each answer's last part (the finish, usage and `[DONE]`) is sent that many
-milliseconds after the rest, which keeps streams open for as long.
+Usage: `python benchmarks/_sse_server.py [HOLD_MS [CHUNK_MS]]` prints `PORT` on its first line,
+then serves forever; with HOLD_MS each answer's last part (the finish, usage and `[DONE]`) is sent
+that many milliseconds after the rest, which keeps streams open for as long; with CHUNK_MS every
+event is sent that many milliseconds after the one before, as a model streams its tokens.
 """
 
 from __future__ import annotations
@@ -24,15 +25,29 @@ def _chunk(index: int) -> dict[str, Any]:
 
 
 def _body() -> bytes:
+    return b"".join(_events())
+
+
+def _events() -> list[bytes]:
     usage = {"prompt_tokens": 9, "completion_tokens": 19}
     events = [_chunk(index) for index in range(CHUNKS)]
     events.append({"id": "chatcmpl-bench", "choices": [], "usage": usage})
-    lines = [f"data: {json.dumps(event)}\n\n".encode() for event in events]
-    return b"".join(lines) + b"data: [DONE]\n\n"
+    return [f"data: {json.dumps(event)}\n\n".encode() for event in events] + [b"data: [DONE]\n\n"]
+
+
+async def _paced(writer: asyncio.StreamWriter, head: bytes, pace: float) -> None:
+    writer.write(head)
+    for event in _events():
+        await asyncio.sleep(pace)
+        writer.write(event)
+        await writer.drain()
 
 
 async def _serve(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, hold: float = 0.0
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    hold: float = 0.0,
+    pace: float = 0.0,
 ) -> None:
     body = _body()
     split = body.index(b"data: ", len(body) // 2)
@@ -48,7 +63,9 @@ async def _serve(
                 if line.lower().startswith(b"content-length:"):
                     length = int(line.split(b":", 1)[1])
             await reader.readexactly(length)
-            if hold:
+            if pace:
+                await _paced(writer, head, pace)
+            elif hold:
                 writer.write(head + body[:split])
                 await writer.drain()
                 await asyncio.sleep(hold)
@@ -63,9 +80,10 @@ async def _serve(
 async def main() -> None:
     """Serve on a free loopback port until killed."""
     hold = float(sys.argv[1]) / 1000 if len(sys.argv) > 1 else 0.0
+    pace = float(sys.argv[2]) / 1000 if len(sys.argv) > 2 else 0.0
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _serve(reader, writer, hold)
+        await _serve(reader, writer, hold, pace)
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0, backlog=1024)
     print(server.sockets[0].getsockname()[1], flush=True)

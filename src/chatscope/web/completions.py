@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from chatscope.services.events import CompletedTurn, FinishReason, TextDelta, TurnDone
 from chatscope.services.history.memory import InMemoryHistory
@@ -32,9 +33,32 @@ from chatscope.web.scopes import (
 from chatscope.web.tenancy import CallerDep, ServerDep
 from chatscope.web.turns import TurnFeed
 
-__all__ = ["SSE_HEADERS", "completion_body", "completions_router", "finish_reason_of", "sse_data"]
+__all__ = [
+    "SSE_HEADERS",
+    "EventStreamResponse",
+    "completion_body",
+    "completions_router",
+    "finish_reason_of",
+    "sse_data",
+]
 
 SSE_HEADERS = MappingProxyType({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+class EventStreamResponse(StreamingResponse):
+    """A turn's server-sent events, streamed without also watching for the client to leave.
+
+    A turn runs to its end in a task of its own whether or not its client stays (see
+    `chatscope.web.turns`), and the server drops what is sent after a disconnect, so the task
+    group and the waiting `receive` that Starlette adds to every streamed response to notice
+    a disconnect would only cost time on every response.
+    """
+
+    def __init__(self, events: AsyncIterator[str]) -> None:
+        super().__init__(events, media_type="text/event-stream", headers=SSE_HEADERS)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.stream_response(send)
 
 _FINISH_REASONS = MappingProxyType(
     {
@@ -67,7 +91,7 @@ async def list_models(server: ServerDep, caller: CallerDep) -> dict[str, Any]:
 
 async def create_completion(
     body: CompletionRequest, server: ServerDep, caller: CallerDep
-) -> JSONResponse | StreamingResponse:
+) -> JSONResponse | EventStreamResponse:
     """One stateless turn, streamed (`"stream": true`) or answered whole."""
     choice = resolve_model(body.model, None, settings=server.settings, profiles=server.profiles())
     conversation = read_conversation(body.messages)
@@ -87,9 +111,7 @@ async def create_completion(
     )
     head = _Head(f"chatcmpl-{new_id()}", int(time.time()), body.model)
     if body.stream:
-        return StreamingResponse(
-            _chunks(feed, head), media_type="text/event-stream", headers=SSE_HEADERS
-        )
+        return EventStreamResponse(_chunks(feed, head))
     return JSONResponse(completion_body(head.id, head.created, head.model, await feed.result()))
 
 
