@@ -53,9 +53,11 @@ __all__ = [
     "StreamProtocolError",
     "ToolError",
     "UnknownProviderError",
+    "MIN_SCRUBBED_SECRET_CHARS",
     "UnknownSessionError",
     "WorkspaceEscapeError",
     "redact_secrets",
+    "scrub_secret",
 ]
 
 _SECRET_PATTERNS = (
@@ -79,6 +81,21 @@ def redact_secrets(text: str) -> str:
 
 def _redacted(match: re.Match[str]) -> str:
     return (match.groupdict().get("label") or "") + "[REDACTED]"
+
+
+MIN_SCRUBBED_SECRET_CHARS = 8
+"""A known secret shorter than this is not searched for in text (see `scrub_secret`)."""
+
+
+def scrub_secret(text: str, secret: str | None) -> str:
+    """`text` with every occurrence of the exact `secret` (a call's key) blanked out.
+
+    A secret shorter than `MIN_SCRUBBED_SECRET_CHARS` is left alone: blanking a one-letter key
+    wherever it occurs would blank that letter in every word, and protect nothing.
+    """
+    if not secret or len(secret) < MIN_SCRUBBED_SECRET_CHARS:
+        return text
+    return text.replace(secret, "[REDACTED]")
 
 
 class ChatscopeError(Exception):

@@ -169,10 +169,12 @@ def test_only_toml_files_are_profiles_in_file_name_order(
     tmp_path: Path, files: dict[str, str]
 ) -> None:
     """Every `*.toml` file is a profile, nothing else is, and they come sorted by file name."""
-    directory = _fresh_dir(tmp_path)
+    directory, staging = _fresh_dir(tmp_path), _fresh_dir(tmp_path)
+    directory.mkdir()
     for index, (stem, suffix) in enumerate(files.items()):
-        write_profile(directory, f"f{index}", name=f"n{index}", provider="demo", model="m")
-        (directory / f"f{index}.toml").rename(directory / f"{stem}{suffix}")
+        # Written beside the directory, so that no file name of the example is overwritten.
+        write_profile(staging, f"f{index}", name=f"n{index}", provider="demo", model="m")
+        (staging / f"f{index}.toml").rename(directory / f"{stem}{suffix}")
     catalog = load_profiles(directory, tool_names=TOOLS)
     expected = sorted(directory / f"{stem}{sfx}" for stem, sfx in files.items() if sfx == ".toml")
     assert [loaded.source for loaded in catalog] == expected

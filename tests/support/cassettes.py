@@ -13,19 +13,42 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 import yaml
 
-__all__ = ["FIXTURES", "Interaction", "load_cassette", "raw_fixture"]
+__all__ = [
+    "FIXTURES",
+    "FIXTURES_VARIABLE",
+    "Interaction",
+    "fixture_path",
+    "load_cassette",
+    "raw_fixture",
+]
+
+FIXTURES_VARIABLE = "CHATSCOPE_FIXTURES_DIR"
 
 
 def _fixtures_dir() -> Path:
-    configured = os.environ.get("CHATSCOPE_FIXTURES_DIR")
+    configured = os.environ.get(FIXTURES_VARIABLE)
     if configured:
         return Path(configured)
     return Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
 
 
 FIXTURES = _fixtures_dir()
+
+
+def fixture_path(relative: str) -> Path:
+    """`relative` under the fixtures directory; a missing directory fails the test (or its
+    module's collection) with one line saying which it is and how to point at another."""
+    if not FIXTURES.is_dir():
+        pytest.fail(
+            f"the recorded provider fixtures directory {FIXTURES} does not exist; set "
+            f"{FIXTURES_VARIABLE} to the directory holding openai/, anthropic/ and gemini/ "
+            "(see docs/testing.md)",
+            pytrace=False,
+        )
+    return FIXTURES / relative
 
 
 @dataclass(frozen=True)
@@ -62,13 +85,13 @@ class Interaction:
 
 def load_cassette(relative: str) -> list[Interaction]:
     """The interactions of a YAML cassette, e.g. `openai/test_chat_completion_streaming.yaml`."""
-    document = yaml.safe_load((FIXTURES / relative).read_text(encoding="utf-8"))
+    document = yaml.safe_load(fixture_path(relative).read_text(encoding="utf-8"))
     return [_interaction(item) for item in document["interactions"]]
 
 
 def raw_fixture(relative: str) -> bytes:
     """The bytes of a body-only fixture (`*.txt` SSE or `*.json`)."""
-    return (FIXTURES / relative).read_bytes()
+    return fixture_path(relative).read_bytes()
 
 
 def _interaction(item: dict[str, Any]) -> Interaction:

@@ -125,7 +125,11 @@ def _table(rows: list[tuple[str, ...]], out: TextIO) -> None:
 async def run_task(
     app: ApplicationContainer, args: argparse.Namespace, out: TextIO, err: TextIO
 ) -> int:
-    """Run one subagent under a fresh parent scope of its own; Ctrl-C cancels the subagent."""
+    """Run one subagent under a fresh parent scope of its own; Ctrl-C cancels the subagent.
+
+    The profiles are loaded first, so a broken profile file is reported here as it is.
+    """
+    app.subagent_profiles()
     request = TaskRequest(
         subagent_name=args.name,
         goal_prompt=args.goal,

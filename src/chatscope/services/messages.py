@@ -64,6 +64,8 @@ class ToolCallBlock:
 
     `provider` names the adapter that produced the call; `signature` (a Gemini thought
     signature) and `item_id` (an OpenAI Responses `fc_...` item id) are only meaningful there.
+    `arguments_error` says why the model's arguments could not be read (they were not a JSON
+    object): such a call has no arguments, and running it tells the model what to correct.
     """
 
     id: str
@@ -72,17 +74,48 @@ class ToolCallBlock:
     signature: str | None = None
     item_id: str | None = None
     provider: str | None = None
+    arguments_error: str | None = None
 
     @classmethod
     def create(
         cls, id: str, name: str, arguments: Mapping[str, Any], **origin: str | None
     ) -> ToolCallBlock:
-        """Build a call, freezing the arguments; `origin` is signature, item_id, provider."""
+        """Build a call, freezing the arguments; `origin` is signature, item_id, provider
+        (and `arguments_error`)."""
         return cls(id=id, name=name, arguments=deep_freeze(arguments), **origin)
+
+    @classmethod
+    def from_json(cls, id: str, name: str, raw: str, **origin: str | None) -> ToolCallBlock:
+        """A call from its arguments as JSON text, as the model wrote them; empty means none.
+
+        Text that is not a JSON object gives a call with no arguments and an `arguments_error`
+        (the tool is not run; the model is told), never an exception: bad input of the model's
+        is the model's to correct, like any other.
+        """
+        if not raw:
+            return cls.create(id, name, {}, **origin)
+        try:
+            arguments = json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            problem = f"not valid JSON ({exc})" if isinstance(exc, ValueError) else "too deep"
+            return cls.create(id, name, {}, arguments_error=_unreadable(raw, problem), **origin)
+        if not isinstance(arguments, dict):
+            problem = f"a JSON {type(arguments).__name__}, not a JSON object"
+            return cls.create(id, name, {}, arguments_error=_unreadable(raw, problem), **origin)
+        return cls.create(id, name, arguments, **origin)
 
     def arguments_json(self) -> str:
         """The arguments as compact JSON, as OpenAI-style wire formats want them."""
         return json.dumps(thaw(self.arguments), separators=(",", ":"), ensure_ascii=False)
+
+
+_SHOWN_ARGUMENT_CHARS = 200
+
+
+def _unreadable(raw: str, problem: str) -> str:
+    """Why arguments `raw` cannot be read, with (the start of) what the model sent."""
+    shown = raw if len(raw) <= _SHOWN_ARGUMENT_CHARS else raw[:_SHOWN_ARGUMENT_CHARS] + "..."
+    return f"{problem}; received {shown!r}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,9 +32,18 @@ def test_a_non_utf8_key_file_error_names_the_file_not_the_bytes(
 
 
 @given(key=st.text(alphabet="äöüßéñ€" + string.ascii_letters, min_size=1, max_size=20))
-def test_a_utf8_key_file_with_non_ascii_text_is_read_as_utf8(tmp_path: Path, key: str) -> None:
-    """Key files are UTF-8 whatever the locale; non-ASCII keys come back exactly."""
+def test_a_utf8_key_file_is_read_as_utf8_and_a_non_ascii_key_refused(
+    tmp_path: Path, key: str
+) -> None:
+    """Key files are UTF-8 whatever the locale: an ASCII key comes back exactly; a non-ASCII
+    one is decoded, then refused (no HTTP header can carry it), naming the file, not the key."""
     key_file = tmp_path / "key"
     key_file.write_bytes(key.encode("utf-8"))
-    credentials = AuthResolver({}).resolve(AuthSpec.for_provider("openai", key_file=key_file))
-    assert credentials.secret() == key
+    spec = AuthSpec.for_provider("openai", key_file=key_file)
+    if key.isascii():
+        assert AuthResolver({}).resolve(spec).secret() == key
+        return
+    with pytest.raises(ConfigurationError, match="non-ASCII") as raised:
+        AuthResolver({}).resolve(spec)
+    assert str(key_file) in str(raised.value)
+    assert key not in str(raised.value)

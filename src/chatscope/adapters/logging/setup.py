@@ -1,14 +1,16 @@
 """structlog set-up, done once at the entry point: JSON lines off a TTY, console on one.
 
 Log lines go to stderr so that `--json` output on stdout stays machine-readable. A processor
-redacts anything secret-shaped before rendering.
+redacts anything secret-shaped before rendering. On a console a retry notice (an `api_error`
+with `retry_in`) is one short line a person reads, `chatscope: retrying in 5 s: HTTP 503
+(overloaded)`; JSON lines keep every field.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any, Literal, TextIO
 
 import structlog
@@ -16,7 +18,7 @@ from pydantic import SecretStr
 
 from chatscope.errors import redact_secrets
 
-__all__ = ["configure_logging", "redact_processor"]
+__all__ = ["ConsoleLines", "configure_logging", "redact_processor", "retry_line"]
 
 _SECRET_KEYS = frozenset({"api_key", "authorization", "x-api-key", "x-goog-api-key", "token"})
 
@@ -41,9 +43,7 @@ def configure_logging(
     """Configure structlog for this process (a dependency-injector `Resource`); reset on exit."""
     output = stream or sys.stderr
     console = log_format == "console" or (log_format == "auto" and output.isatty())
-    renderer: Any = (
-        structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
-    )
+    renderer: Any = ConsoleLines() if console else structlog.processors.JSONRenderer()
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -66,3 +66,33 @@ def configure_logging(
     yield
     sdk_logger.setLevel(sdk_level)
     structlog.reset_defaults()
+
+
+class ConsoleLines:
+    """The console renderer: a retry notice as one short line, other events as structlog's."""
+
+    __slots__ = ("_console",)
+
+    def __init__(self) -> None:
+        self._console = structlog.dev.ConsoleRenderer()
+
+    def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> str:
+        """Render one event."""
+        if event_dict.get("event") == "api_error" and event_dict.get("retry_in") is not None:
+            return retry_line(event_dict)
+        rendered: str = self._console(logger, method_name, event_dict)
+        return rendered
+
+
+def retry_line(fields: Mapping[str, Any]) -> str:
+    """`chatscope: retrying in 5 s: HTTP 503 (overloaded)` for a retried call's `api_error`."""
+    status, category = fields.get("status"), fields.get("category") or "error"
+    reason = f"HTTP {status} ({category})" if status is not None else f"{category} failure"
+    return f"chatscope: retrying in {_seconds(float(fields['retry_in']))} s: {reason}"
+
+
+def _seconds(delay: float) -> str:
+    """A wait as a person reads it: `5`, `2.5`, `0.05`, `27`."""
+    if delay < 0.01:
+        return "0"
+    return f"{delay:.2g}" if delay < 10 else f"{delay:.0f}"

@@ -88,9 +88,12 @@ class _PendingCall:
     fragments: list[str] = field(default_factory=list)
 
     def complete(self, provider: str) -> ToolCallBlock:
+        """The call; input that is not a JSON object gives it an `arguments_error` for the
+        model to correct (`ToolCallBlock.from_json`)."""
         text = "".join(self.fragments)
-        arguments = _parse_arguments(text, self.name, provider) if text else self.initial_input
-        return ToolCallBlock.create(self.id, self.name, arguments, provider=provider)
+        if text:
+            return ToolCallBlock.from_json(self.id, self.name, text, provider=provider)
+        return ToolCallBlock.create(self.id, self.name, self.initial_input, provider=provider)
 
 
 @dataclass(slots=True)
@@ -281,20 +284,6 @@ def _finish(stop_reason: str | None, *, answered: bool = False) -> FinishEvent:
     if answered and reason is FinishReason.TOOL_CALLS:
         reason = FinishReason.STOP
     return FinishEvent(reason, raw=stop_reason)
-
-
-def _parse_arguments(text: str, name: str, provider: str) -> Mapping[str, Any]:
-    try:
-        arguments = json.loads(text)
-    except ValueError as exc:
-        raise StreamProtocolError(
-            f"arguments of tool call {name!r} are not valid JSON: {exc}", provider=provider
-        ) from exc
-    if not isinstance(arguments, dict):
-        raise StreamProtocolError(
-            f"arguments of tool call {name!r} are not a JSON object", provider=provider
-        )
-    return arguments
 
 
 def _stream_error(error: Mapping[str, Any], provider: str) -> ProviderError:

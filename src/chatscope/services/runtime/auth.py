@@ -69,22 +69,51 @@ class AuthResolver:
         self._environ = environ
 
     def resolve(self, spec: AuthSpec) -> Credentials:
-        """The credentials for one call; raises when a required key is nowhere to be found."""
-        key = _usable(spec.api_key) or _read_key_file(spec.key_file)
-        key = key or self._from_environ(spec.env_vars)
-        if key is None and spec.required:
-            raise AuthenticationRequiredError(spec.provider, _places_looked(spec))
+        """The credentials for one call; raises when a required key is nowhere to be found,
+        and `ConfigurationError` for a key no HTTP header can carry (see `_check_sendable`)."""
+        found = _explicit(spec.api_key) or _read_key_file(spec.key_file)
+        found = found or self._from_environ(spec.env_vars)
+        if found is None:
+            if spec.required:
+                raise AuthenticationRequiredError(spec.provider, _places_looked(spec))
+            return Credentials(None)
+        key, source = found
+        _check_sendable(key, spec.provider, source)
         return Credentials(key)
 
-    def _from_environ(self, names: tuple[str, ...]) -> SecretStr | None:
+    def _from_environ(self, names: tuple[str, ...]) -> _Found | None:
         for name in names:
             value = self._environ.get(name, "").strip()
             if value:
-                return SecretStr(value)
+                return SecretStr(value), f"${name}"
         return None
 
 
-def _read_key_file(path: Path | None) -> SecretStr | None:
+_Found = tuple[SecretStr, str]
+"""A key and where it was found (for messages; never the key itself)."""
+
+
+def _check_sendable(key: SecretStr, provider: str, source: str) -> None:
+    """Refuse a key that cannot be sent: a header takes printable ASCII only.
+
+    A line break or a typographic character pasted into a key is a local mistake; sent, it
+    fails as a network error (retried for minutes) or crashes the request. The message says
+    where the key came from, never the key nor the offending character.
+    """
+    value = key.get_secret_value()
+    if any(ord(character) < 0x20 or ord(character) == 0x7F for character in value):
+        problem = "a line break or another control character"
+    elif not value.isascii():
+        problem = "a non-ASCII character"
+    else:
+        return
+    raise ConfigurationError(
+        f"the API key for provider {provider!r} from {source} contains {problem}; "
+        "an HTTP header cannot carry it (check the key for pasted extra characters)"
+    )
+
+
+def _read_key_file(path: Path | None) -> _Found | None:
     if path is None:
         return None
     expanded = path.expanduser()
@@ -98,15 +127,15 @@ def _read_key_file(path: Path | None) -> SecretStr | None:
         raise ConfigurationError(
             f"cannot read key file {str(expanded)!r}: not UTF-8 text"
         ) from None
-    return SecretStr(content) if content else None
+    return (SecretStr(content), f"key file {str(expanded)!r}") if content else None
 
 
-def _usable(key: SecretStr | None) -> SecretStr | None:
+def _explicit(key: SecretStr | None) -> _Found | None:
     """An explicit key, trimmed like the other sources; blank counts as none."""
     if key is None:
         return None
     value = key.get_secret_value().strip()
-    return SecretStr(value) if value else None
+    return (SecretStr(value), "the scope's api_key") if value else None
 
 
 def _places_looked(spec: AuthSpec) -> tuple[str, ...]:

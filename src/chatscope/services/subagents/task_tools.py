@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
 from chatscope.config.profiles import ProfileCatalog
+from chatscope.errors import ProfileError
 from chatscope.services.frozen import deep_freeze
 from chatscope.services.runtime.context import AgentRuntimeContext
 from chatscope.services.runtime.scopes import ScopeFactory
@@ -35,6 +36,7 @@ __all__ = [
     "profiles_by_name",
     "task_declaration",
     "tool_names",
+    "usable_profiles",
 ]
 
 TASK = "task"
@@ -50,6 +52,21 @@ def profiles_by_name(catalog: ProfileCatalog) -> Mapping[str, SubagentProfile]:
     return MappingProxyType(
         {loaded.spec.name: SubagentProfile.from_spec(loaded.spec) for loaded in catalog}
     )
+
+
+def usable_profiles(
+    load: Callable[[], Mapping[str, SubagentProfile]],
+) -> Mapping[str, SubagentProfile]:
+    """The profiles a chat's `task` tool offers: `load()`, or none when a profile is broken.
+
+    A chat does not need profiles to answer, so a broken file leaves it without `task`
+    rather than failing it; the `ProfileError` is reported where profiles are used by name
+    (`chatscope subagents list`, `chatscope task`), which load them themselves.
+    """
+    try:
+        return load()
+    except ProfileError:
+        return MappingProxyType({})
 
 
 class TaskTool:

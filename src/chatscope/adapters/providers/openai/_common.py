@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from chatscope.adapters.providers._http import load_json
 from chatscope.errors import (
     ErrorCategory,
     InvalidRequestError,
@@ -32,7 +31,6 @@ __all__ = [
     "auth_headers",
     "error_from_payload",
     "json_schema_format",
-    "parse_arguments",
     "wire_call_id",
 ]
 
@@ -63,14 +61,15 @@ class PendingCall:
     item_id: str | None = None
 
     def block(self, provider: str) -> ToolCallBlock:
-        """The finished call; its arguments must now parse as one JSON object."""
+        """The finished call, its arguments parsed (see `ToolCallBlock.from_json`)."""
         if not isinstance(self.name, str) or not self.name or not isinstance(self.id, str):
             raise StreamProtocolError("tool call without a usable name or id", provider=provider)
-        arguments = parse_arguments("".join(self.parts), self.name, provider)
         # Some OpenAI-compatible servers omit the id; the call still needs one to pair a result.
         call_id = self.id or f"call_{uuid.uuid4().hex[:24]}"
-        return ToolCallBlock.create(
-            call_id, self.name, arguments, item_id=self.item_id, provider=provider
+        # Arguments that are not a JSON object are the model's mistake, not the stream's: the
+        # call carries an `arguments_error` the model is told about.
+        return ToolCallBlock.from_json(
+            call_id, self.name, "".join(self.parts), item_id=self.item_id, provider=provider
         )
 
 
@@ -100,24 +99,24 @@ def wire_call_id(call_id: str, limit: int) -> str:
     return f"call_{digest[:_HASHED_ID_CHARS]}"
 
 
-def parse_arguments(raw: str, name: str, provider: str) -> dict[str, Any]:
-    """Tool call arguments as a dict; an empty string means no arguments."""
-    if not raw:
-        return {}
-    arguments = load_json(raw, provider)
-    if not isinstance(arguments, dict):
-        raise StreamProtocolError(
-            f"arguments of tool call {name!r} are not a JSON object", provider=provider
-        )
-    return arguments
-
-
 def error_from_payload(provider: str, error: Any) -> ProviderError:
     """The typed error for an error object delivered inside a successful (200) response."""
     if not isinstance(error, Mapping):
         detail = str(error) if error else "the provider reported a failure without details"
         return ServerError(detail, provider=provider)
-    code = error.get("code") or error.get("type") or ""
-    kind, category = _ERRORS_BY_CODE.get(str(code), (ServerError, ErrorCategory.SERVER))
+    code = str(error.get("code") or error.get("type") or "")
+    kind, category = _classified(code)
     message = str(error.get("message") or code or "the provider reported an error")
     return kind(message, provider=provider, category=category)
+
+
+def _classified(code: str) -> tuple[type[ProviderError], ErrorCategory]:
+    """The error of a code: a known one, any other rate limit or quota code, else a server error."""
+    known = _ERRORS_BY_CODE.get(code)
+    if known is not None:
+        return known
+    if "rate_limit" in code:
+        return RateLimitError, ErrorCategory.RATE_LIMIT
+    if "quota" in code:
+        return QuotaExceededError, ErrorCategory.QUOTA
+    return ServerError, ErrorCategory.SERVER

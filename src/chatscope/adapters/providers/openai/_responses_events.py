@@ -153,8 +153,10 @@ class ResponsesTurn:
         raise error_from_payload(self.provider, data["response"].get("error"))
 
     def on_error(self, data: dict[str, Any]) -> Sequence[ProviderEvent]:
-        """An `error` event: code and message sit on the event itself."""
-        raise error_from_payload(self.provider, data)
+        """An `error` event: OpenAI streams its code and message nested under `error`; the API
+        reference puts them on the event itself. Either way they classify the error."""
+        nested = data.get("error")
+        raise error_from_payload(self.provider, nested if isinstance(nested, Mapping) else data)
 
     def item_done(self, item: dict[str, Any]) -> Sequence[ProviderEvent]:
         """The events of one complete output item (streamed or from a whole body)."""
