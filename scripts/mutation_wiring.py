@@ -58,6 +58,7 @@ TESTS = (
     "tests/integration/containers/test_scope_tools.py",
     "tests/integration/containers/test_isolation_over_http.py",
     "tests/integration/containers/test_faults.py",
+    "tests/integration/containers/test_fallback_over_http.py",
     "tests/integration/sessions/test_sessions_containers.py",
     "tests/integration/test_compression_flow.py",
     "tests/unit/subagents/test_task.py",

@@ -2,7 +2,8 @@
 
 It runs in a thread, so tests in any event loop and CLI subprocesses can both reach it. Bodies
 are sent with chunked transfer encoding, one chunk per scripted piece, so faults are real:
-`drop_after` closes the socket mid-body, `first_byte_delay` stalls before the status line.
+`drop_after` closes the socket mid-body, `first_byte_delay` stalls before the status line, and
+`drop_before_status` closes it before a single byte of the response.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class ScriptedResponse:
     first_byte_delay: float = 0.0
     chunk_delay: float = 0.0
     drop_after: int | None = None
+    drop_before_status: bool = False
 
     @classmethod
     def json_body(cls, payload: Any, status: int = 200, **headers: str) -> ScriptedResponse:
@@ -168,6 +170,9 @@ def _handler_for(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
 def _write(handler: BaseHTTPRequestHandler, response: ScriptedResponse) -> None:
     if response.first_byte_delay:
         time.sleep(response.first_byte_delay)
+    if response.drop_before_status:
+        handler.close_connection = True
+        return
     try:
         handler.send_response(response.status)
         for key, value in response.headers.items():
