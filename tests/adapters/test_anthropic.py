@@ -69,7 +69,7 @@ from tests.support.adapter_helpers import collect_until_error as _collect_until_
 from tests.support.adapter_helpers import pieces as _pieces
 from tests.support.adapter_helpers import responding_client as _mock_client
 from tests.support.adapter_helpers import sse_response as _sse_response
-from tests.support.cassettes import FIXTURES, Interaction, load_cassette, raw_fixture
+from tests.support.cassettes import Interaction, fixture_path, load_cassette, raw_fixture
 from tests.support.replay_server import ReplayServer, ScriptedResponse, replay_server
 
 KEY = "sk-ant-api03-chatscope-test-key-000000000000"
@@ -389,7 +389,7 @@ def test_every_anthropic_fixture_is_replayed() -> None:
     """Each recording in fixtures/anthropic is exercised by one of the replay tests below."""
     covered = {*REPLAYED, *MULTI_TURN, CODE_EXECUTION, RAW_SSE}
     covered |= {name for name, *_ in RECORDED_ERRORS}
-    assert covered == {path.name for path in (FIXTURES / "anthropic").iterdir()}
+    assert covered == {path.name for path in fixture_path("anthropic").iterdir()}
 
 
 @pytest.mark.parametrize("name", REPLAYED)
@@ -549,14 +549,15 @@ async def test_request_has_the_url_headers_and_body_of_the_invocation() -> None:
     }
 
 
-async def test_provider_holds_only_its_client_and_name() -> None:
-    """No per-call state can hide on the adapter: it has two slots and no instance dict."""
+async def test_provider_holds_its_client_name_and_sent_history() -> None:
+    """No per-call state can hide on the adapter: no instance dict, and three slots, its client,
+    its name and the wire form of the history it last sent (reused only for the same messages)."""
     async with httpx.AsyncClient() as client:
         provider = AnthropicProvider(client, name="claude-proxy")
         slots = {
             slot for kind in AnthropicProvider.__mro__ for slot in getattr(kind, "__slots__", ())
         }
-        assert slots == {"_client", "_name"}
+        assert slots == {"_client", "_name", "_sent"}
         assert not hasattr(provider, "__dict__")
         assert provider.name == "claude-proxy"
 
@@ -1137,17 +1138,19 @@ async def test_a_corrupted_data_line_is_a_protocol_error(
     | JSON_OBJECTS.map(lambda value: json.dumps(value)[:-1]),
     points=SPLITS,
 )
-async def test_tool_input_that_is_not_a_json_object_is_a_protocol_error(
+async def test_tool_input_that_is_not_a_json_object_gives_an_arguments_error(
     raw: str, points: list[int]
 ) -> None:
-    """Truncated JSON or a non-object as tool input, however fragmented, fails naming the tool."""
+    """Truncated JSON or a non-object as tool input, however fragmented, gives a call with no
+    arguments whose `arguments_error` says why, for the model to correct."""
     body = _sse(
         _message_start(),
         *_tool_block(0, "toolu_x", "lookup", _pieces(raw, points)),
         *_message_end(),
     )
-    with pytest.raises(StreamProtocolError, match="arguments of tool call 'lookup'"):
-        await _events_of(body)
+    [call] = [e.call for e in await _events_of(body) if isinstance(e, ToolCallEvent)]
+    assert (call.id, call.name, dict(call.arguments)) == ("toolu_x", "lookup", {})
+    assert call.arguments_error
 
 
 @given(

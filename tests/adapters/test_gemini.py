@@ -66,7 +66,7 @@ from tests.support.adapter_helpers import collect_until_error as _collect_until_
 from tests.support.adapter_helpers import pieces as _pieces
 from tests.support.adapter_helpers import responding_client as _mock_client
 from tests.support.adapter_helpers import sse_response as _sse_response
-from tests.support.cassettes import FIXTURES, Interaction, load_cassette, raw_fixture
+from tests.support.cassettes import Interaction, fixture_path, load_cassette, raw_fixture
 from tests.support.replay_server import ReplayServer, ScriptedResponse, replay_server
 
 KEY = "AIzaSyChatscopeTestKey000000000000000000"
@@ -350,7 +350,7 @@ def _ok_stream() -> httpx.Response:
 def test_every_gemini_fixture_is_replayed() -> None:
     """Each recording in fixtures/gemini is exercised by one of the replay tests below."""
     covered = {*REPLAYED, *MULTI_TURN, VERTEX, RETRY_INFO, NOT_FOUND}
-    assert covered == {path.name for path in (FIXTURES / "gemini").iterdir()}
+    assert covered == {path.name for path in fixture_path("gemini").iterdir()}
 
 
 @pytest.mark.parametrize("name", REPLAYED)
@@ -570,12 +570,13 @@ async def test_stream_false_uses_generate_content_and_parses_json() -> None:
     ]
 
 
-async def test_provider_holds_only_its_client_and_name() -> None:
-    """No per-call state can hide on the adapter: it has two slots and no instance dict."""
+async def test_provider_holds_its_client_name_and_sent_history() -> None:
+    """No per-call state can hide on the adapter: no instance dict, and three slots, its client,
+    its name and the wire form of the history it last sent (reused only for the same messages)."""
     async with httpx.AsyncClient() as client:
         provider = GeminiProvider(client, name="vertex")
         slots = {slot for kind in GeminiProvider.__mro__ for slot in getattr(kind, "__slots__", ())}
-        assert slots == {"_client", "_name"}
+        assert slots == {"_client", "_name", "_sent"}
         assert not hasattr(provider, "__dict__")
         assert provider.name == "vertex"
 

@@ -26,7 +26,13 @@ from chatscope.errors import (
     ServerError,
     StreamProtocolError,
 )
-from chatscope.services.events import FinishReason, TextDelta, ThinkingDelta
+from chatscope.services.events import (
+    FinishEvent,
+    FinishReason,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallEvent,
+)
 from chatscope.services.frozen import thaw
 from chatscope.services.messages import (
     Message,
@@ -59,7 +65,7 @@ from tests.support.adapter_helpers import (
 )
 from tests.support.adapter_helpers import openai_arguments as arguments
 from tests.support.adapter_helpers import openai_json_values as json_values
-from tests.support.cassettes import FIXTURES, Interaction, load_cassette
+from tests.support.cassettes import Interaction, fixture_path, load_cassette
 from tests.support.replay_server import ReplayServer, ScriptedResponse, replay_server
 
 SUCCESS = [
@@ -218,7 +224,7 @@ def test_every_chat_fixture_is_covered() -> None:
     """Every recorded Chat Completions interaction in the fixtures is replayed by a test here."""
     chat_files = {
         path.name
-        for path in (FIXTURES / "openai").glob("*.yaml")
+        for path in fixture_path("openai").glob("*.yaml")
         if load_cassette(f"openai/{path.name}")[0].uri.endswith("/chat/completions")
     }
     covered = {name for name, _ in SUCCESS} | {name for name, _, _ in ERRORS}
@@ -455,8 +461,9 @@ async def test_missing_base_url_raises_missing_runtime() -> None:
     assert caught.value.runtime_id == "sub-7"
 
 
-async def test_provider_holds_only_client_and_name() -> None:
-    """The adapter has no per-call state to leak: two slots, no instance dict."""
+async def test_provider_holds_its_client_name_and_sent_history() -> None:
+    """No per-call state can hide on the adapter: no instance dict, and three slots, its client,
+    its name and the wire form of the history it last sent (reused only for the same messages)."""
     async with httpx.AsyncClient() as client:
         provider = OpenAIChatProvider(client, name="local")
         assert provider.name == "local"
@@ -465,7 +472,7 @@ async def test_provider_holds_only_client_and_name() -> None:
         slots = {
             slot for kind in OpenAIChatProvider.__mro__ for slot in getattr(kind, "__slots__", ())
         }
-        assert slots == {"_client", "_name"}
+        assert slots == {"_client", "_name", "_sent"}
 
 
 async def test_history_mapping_sends_tools_results_and_omits_thinking() -> None:
@@ -607,8 +614,8 @@ async def test_unknown_tool_call_type_is_a_protocol_error() -> None:
         await mocked([sse_body([chunk({"tool_calls": [fragment]}, finish="tool_calls")])])
 
 
-async def test_tool_arguments_that_are_not_json_are_a_protocol_error() -> None:
-    """Assembled arguments that do not parse as a JSON object raise StreamProtocolError."""
+async def test_tool_arguments_that_are_not_json_give_a_call_with_an_arguments_error() -> None:
+    """Assembled arguments that do not parse become a call the model is told to correct."""
     fragments = [
         {
             "index": 0,
@@ -621,8 +628,9 @@ async def test_tool_arguments_that_are_not_json_are_a_protocol_error() -> None:
     body = sse_body(
         [chunk({"tool_calls": [f]}) for f in fragments] + [chunk({}, finish="tool_calls")]
     )
-    with pytest.raises(StreamProtocolError, match="invalid JSON"):
-        await mocked([body])
+    [call] = [e.call for e in await mocked([body]) if isinstance(e, ToolCallEvent)]
+    assert (call.id, call.name, dict(call.arguments)) == ("c", "f", {})
+    assert "not valid JSON" in (call.arguments_error or "")
 
 
 async def test_dropped_connection_is_a_network_error() -> None:
@@ -1011,15 +1019,23 @@ async def test_any_data_line_that_is_not_a_json_object_is_a_protocol_error(line:
     raw=st.text(max_size=30).filter(lambda text: text != "" and not is_json_object(text))
     | st.builds(json.dumps, json_values).filter(lambda text: not is_json_object(text))
 )
-async def test_any_tool_arguments_that_are_not_a_json_object_are_a_protocol_error(raw: str) -> None:
-    """Assembled tool arguments must parse as a JSON object, streamed or not."""
+async def test_any_tool_arguments_that_are_not_a_json_object_give_an_arguments_error(
+    raw: str,
+) -> None:
+    """Tool arguments that are not a JSON object, streamed or not, give a call with no
+    arguments whose `arguments_error` says why; the stream itself goes on to its finish."""
     call = {"index": 0, "id": "c", "type": "function", "function": {"name": "f", "arguments": raw}}
-    with pytest.raises(StreamProtocolError, match=r"tool call 'f'|invalid JSON"):
-        await mocked([sse_body([chunk({"tool_calls": [call]}, finish="tool_calls")], done=True)])
+    streamed = await mocked(
+        [sse_body([chunk({"tool_calls": [call]}, finish="tool_calls")], done=True)]
+    )
     whole = {"choices": [{"index": 0, "message": {"tool_calls": [call]}, "finish_reason": "stop"}]}
     async with mock_client([json.dumps(whole).encode()], content_type="application/json") as client:
-        with pytest.raises(StreamProtocolError):
-            await collect(OpenAIChatProvider(client), make_invocation("http://x/v1"))
+        answered = await collect(OpenAIChatProvider(client), make_invocation("http://x/v1"))
+    for events in (streamed, answered):
+        [made] = [e.call for e in events if isinstance(e, ToolCallEvent)]
+        assert (made.name, dict(made.arguments)) == ("f", {})
+        assert made.arguments_error
+        assert isinstance(events[-1], FinishEvent)
 
 
 @PROPERTY

@@ -26,7 +26,7 @@ from chatscope.errors import (
     ServerError,
     StreamProtocolError,
 )
-from chatscope.services.events import FinishReason, TextDelta, ThinkingDelta
+from chatscope.services.events import FinishReason, TextDelta, ThinkingDelta, ToolCallEvent
 from chatscope.services.frozen import thaw
 from chatscope.services.messages import (
     Message,
@@ -59,7 +59,7 @@ from tests.support.adapter_helpers import (
 )
 from tests.support.adapter_helpers import openai_arguments as arguments
 from tests.support.adapter_helpers import openai_json_values as json_values
-from tests.support.cassettes import FIXTURES, Interaction, load_cassette
+from tests.support.cassettes import Interaction, fixture_path, load_cassette
 from tests.support.replay_server import ReplayServer, ScriptedResponse, replay_server
 
 NAME = "openai-responses"
@@ -253,7 +253,7 @@ def test_every_responses_fixture_is_covered() -> None:
     """Every recorded Responses interaction in the fixtures is replayed by a test here."""
     files = {
         path.name
-        for path in (FIXTURES / "openai").glob("*.yaml")
+        for path in fixture_path("openai").glob("*.yaml")
         if load_cassette(f"openai/{path.name}")[0].uri.endswith("/responses")
     }
     assert {name for name, _ in SUCCESS} | {name for name, _, _ in ERRORS} == files
@@ -489,8 +489,9 @@ async def test_missing_base_url_raises_missing_runtime() -> None:
     assert caught.value.runtime_id == "r9"
 
 
-async def test_provider_holds_only_client_and_name() -> None:
-    """The adapter has no per-call state to leak: two slots, no instance dict."""
+async def test_provider_holds_its_client_name_and_sent_history() -> None:
+    """No per-call state can hide on the adapter: no instance dict, and three slots, its client,
+    its name and the wire form of the history it last sent (reused only for the same messages)."""
     async with httpx.AsyncClient() as client:
         provider = OpenAIResponsesProvider(client)
         assert provider.name == NAME
@@ -501,7 +502,7 @@ async def test_provider_holds_only_client_and_name() -> None:
             for kind in OpenAIResponsesProvider.__mro__
             for slot in getattr(kind, "__slots__", ())
         }
-        assert slots == {"_client", "_name"}
+        assert slots == {"_client", "_name", "_sent"}
 
 
 async def test_history_mapping_sends_own_reasoning_and_omits_the_rest() -> None:
@@ -617,8 +618,8 @@ async def test_arguments_for_an_unannounced_call_are_a_protocol_error() -> None:
         await mocked([body])
 
 
-async def test_tool_arguments_that_are_not_json_are_a_protocol_error() -> None:
-    """Assembled arguments that do not parse raise StreamProtocolError."""
+async def test_tool_arguments_that_are_not_json_give_a_call_with_an_arguments_error() -> None:
+    """Assembled arguments that do not parse become a call the model is told to correct."""
     item = {
         "type": "function_call",
         "id": "fc_1",
@@ -635,8 +636,9 @@ async def test_tool_arguments_that_are_not_json_are_a_protocol_error() -> None:
             completed(),
         ]
     )
-    with pytest.raises(StreamProtocolError, match="invalid JSON"):
-        await mocked([body])
+    [call] = [e.call for e in await mocked([body]) if isinstance(e, ToolCallEvent)]
+    assert (call.id, call.name, dict(call.arguments)) == ("call_1", "f", {})
+    assert "not valid JSON" in (call.arguments_error or "")
 
 
 async def test_stream_ending_before_completion_is_a_protocol_error() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from chatscope.adapters.providers._wire_history import SentHistory
 from chatscope.errors import (
     AuthenticationFailedError,
     ErrorCategory,
@@ -30,6 +31,7 @@ from chatscope.errors import (
     ServerError,
     StreamProtocolError,
     redact_secrets,
+    scrub_secret,
 )
 from chatscope.services.runtime.invocation import ModelInvocation
 
@@ -291,10 +293,11 @@ def _translated(
 
 
 def _scrubbed(error: ProviderError, secret: str | None) -> ProviderError:
-    if not secret or secret not in str(error):
+    message = scrub_secret(error.provider_message, secret)
+    if message == error.provider_message:
         return error
     return type(error)(
-        error.provider_message.replace(secret, "[REDACTED]"),
+        message,
         provider=error.provider,
         category=error.category,
         status=error.status,
@@ -303,18 +306,22 @@ def _scrubbed(error: ProviderError, secret: str | None) -> ProviderError:
 
 
 class HttpProvider:
-    """What every HTTP adapter holds: the shared client and its name, and nothing per call.
+    """What every HTTP adapter holds: the shared client, its name, and its scope's history as
+    last sent, in wire form (`sent`), so the next request maps only what is new.
 
-    Model, key and base URL come from each `ModelInvocation` (REQ-SP4-002/003), so one instance
-    could serve any number of runtime scopes at once; `__slots__` keeps anything else out.
+    Model, key and base URL come from each `ModelInvocation` (REQ-SP4-002/003), and `sent` is
+    reused only for a history that starts with the very messages it was made from, so one
+    instance could still serve any number of runtime scopes at once (a scope gets its own,
+    and with it its own `sent`); `__slots__` keeps anything else out.
     """
 
-    __slots__ = ("_client", "_name")
+    __slots__ = ("_client", "_name", "_sent")
     default_name = "http"
 
     def __init__(self, client: httpx.AsyncClient, *, name: str | None = None) -> None:
         self._client = client
         self._name = name or self.default_name
+        self._sent = SentHistory()
 
     @property
     def name(self) -> str:

@@ -1,8 +1,9 @@
 """The Anthropic Messages API (`POST /v1/messages`) over httpx.
 
 The request is built from the invocation alone and the answer is parsed by its content type, so a
-streamed and a whole-body response give the same neutral events. The adapter keeps nothing between
-calls (REQ-SP4-002/003): it holds its client and its name, and every per-call value lives in the
+streamed and a whole-body response give the same neutral events. The adapter keeps no call's
+values (REQ-SP4-002/003): it holds its client, its name and the wire form of the history it last
+sent (`SentHistory`, so the next request maps only new messages); every per-call value lives in the
 invocation or in a `StreamState` that dies with the call. How the answer is read lives in
 `_anthropic_events.py`.
 
@@ -37,6 +38,7 @@ from chatscope.adapters.providers._output_limits import (
     capped_output_tokens,
 )
 from chatscope.adapters.providers._sse import sse_stream
+from chatscope.adapters.providers._wire_history import SentHistory, WireItems
 from chatscope.errors import StreamProtocolError
 from chatscope.services.events import ProviderEvent
 from chatscope.services.frozen import thaw
@@ -78,7 +80,7 @@ class AnthropicProvider(HttpProvider):
         async generator costs a hop per event.
         """
         secret = invocation.credentials.secret()
-        url, headers, body = _request(invocation, self._name, secret)
+        url, headers, body = _request(invocation, self._name, secret, self._sent)
         async with streamed_response(
             self._client, self._name, secret, url, headers=headers, body=body
         ) as response:
@@ -98,10 +100,10 @@ class AnthropicProvider(HttpProvider):
 
 
 def _request(
-    invocation: ModelInvocation, provider: str, secret: str | None
+    invocation: ModelInvocation, provider: str, secret: str | None, sent: SentHistory
 ) -> tuple[str, dict[str, str], dict[str, Any]]:
     url = endpoint(invocation, "/v1/messages")
-    return url, _headers(secret), _request_body(invocation, provider)
+    return url, _headers(secret), _request_body(invocation, provider, sent)
 
 
 def _headers(secret: str | None) -> dict[str, str]:
@@ -112,8 +114,11 @@ def _headers(secret: str | None) -> dict[str, str]:
     return headers
 
 
-def _request_body(invocation: ModelInvocation, provider: str) -> dict[str, Any]:
-    """Model params go to the top level and may override `max_tokens` and `stream`."""
+def _request_body(
+    invocation: ModelInvocation, provider: str, sent: SentHistory | None = None
+) -> dict[str, Any]:
+    """Model params go to the top level and may override `max_tokens` and `stream`; `sent`,
+    the adapter's, spares mapping again what the last request sent."""
     body: dict[str, Any] = {
         "model": invocation.model,
         "max_tokens": _max_tokens(invocation.model, invocation.ephemerals.max_output_tokens),
@@ -126,7 +131,8 @@ def _request_body(invocation: ModelInvocation, provider: str) -> dict[str, Any]:
         body["tools"] = _map_tools(invocation.tools)
     if invocation.output_schema is not None:
         _ask_for_output(body, invocation.output_schema)
-    body["messages"] = _map_messages(invocation.history, provider)
+    sent = sent if sent is not None else SentHistory()
+    body["messages"] = sent.items(invocation.history, _append_messages, provider)
     return body
 
 
@@ -165,19 +171,18 @@ def _map_tools(tools: Iterable[ToolDeclaration]) -> list[dict[str, Any]]:
     ]
 
 
-def _map_messages(history: Iterable[Message], provider: str) -> list[dict[str, Any]]:
+def _append_messages(wire: WireItems, history: tuple[Message, ...], provider: str) -> None:
     """Tool results become user content; same-role neighbours merge, as the API wants turns."""
-    wire: list[dict[str, Any]] = []
     for message in history:
         role = "assistant" if message.role is Role.ASSISTANT else "user"
         content = [part for block in message.blocks if (part := _map_block(block, provider))]
         if not content:
             continue
-        if wire and wire[-1]["role"] == role:
-            wire[-1]["content"].extend(content)
+        last = wire.last()
+        if last is not None and last["role"] == role:
+            wire.last_to_extend()["content"].extend(content)
         else:
-            wire.append({"role": role, "content": content})
-    return wire
+            wire.add({"role": role, "content": content})
 
 
 def _map_block(block: Block, provider: str) -> dict[str, Any] | None:

@@ -1,8 +1,9 @@
 """The Google Gemini API (`generateContent` / `streamGenerateContent`) over httpx.
 
 The request is built from the invocation alone and the answer is parsed by its content type, so a
-streamed and a whole-body response give the same neutral events. The adapter keeps nothing between
-calls (REQ-SP4-002/003): it holds its client and its name, and every per-call value lives in the
+streamed and a whole-body response give the same neutral events. The adapter keeps no call's
+values (REQ-SP4-002/003): it holds its client, its name and the wire form of the history it last
+sent (`SentHistory`, so the next request maps only new messages); every per-call value lives in the
 invocation or in a `_StreamState` that dies with the call.
 """
 
@@ -24,6 +25,7 @@ from chatscope.adapters.providers._http import (
 )
 from chatscope.adapters.providers._output_limits import GEMINI_OUTPUT_LIMITS, capped_output_tokens
 from chatscope.adapters.providers._sse import sse_stream
+from chatscope.adapters.providers._wire_history import SentHistory, WireItems
 from chatscope.errors import (
     ProviderError,
     StreamProtocolError,
@@ -94,7 +96,7 @@ class GeminiProvider(HttpProvider):
         async generator costs a hop per event.
         """
         secret = invocation.credentials.secret()
-        url, headers, body = _request(invocation, self._name, secret)
+        url, headers, body = _request(invocation, self._name, secret, self._sent)
         async with streamed_response(
             self._client, self._name, secret, url, headers=headers, body=body
         ) as response:
@@ -112,13 +114,13 @@ class GeminiProvider(HttpProvider):
 
 
 def _request(
-    invocation: ModelInvocation, provider: str, secret: str | None
+    invocation: ModelInvocation, provider: str, secret: str | None, sent: SentHistory
 ) -> tuple[str, dict[str, str], dict[str, Any]]:
     model = invocation.model.removeprefix("models/")
     streaming = invocation.model_params.get("stream", True)
     method = ":streamGenerateContent?alt=sse" if streaming else ":generateContent"
     url = endpoint(invocation, f"/models/{model}{method}")
-    return url, _headers(secret), _request_body(invocation, provider)
+    return url, _headers(secret), _request_body(invocation, provider, sent)
 
 
 def _headers(secret: str | None) -> dict[str, str]:
@@ -126,8 +128,11 @@ def _headers(secret: str | None) -> dict[str, str]:
     return {"x-goog-api-key": secret} if secret else {}
 
 
-def _request_body(invocation: ModelInvocation, provider: str) -> dict[str, Any]:
-    """Model params go into `generationConfig`, except the few fields that live beside it.
+def _request_body(
+    invocation: ModelInvocation, provider: str, sent: SentHistory | None = None
+) -> dict[str, Any]:
+    """Model params go into `generationConfig`, except the few fields that live beside it;
+    `sent`, the adapter's, spares mapping again what the last request sent.
 
     A typed answer's schema goes there too, as `responseJsonSchema` (plain JSON Schema, where
     `responseSchema` wants Google's OpenAPI subset) with `responseMimeType` JSON; it wins over
@@ -147,8 +152,9 @@ def _request_body(invocation: ModelInvocation, provider: str) -> dict[str, Any]:
         generation["responseJsonSchema"] = output.json_schema()
     elif output is not None:
         system = _asked_in_words(system, output)
+    sent = sent if sent is not None else SentHistory()
     body: dict[str, Any] = {
-        "contents": _map_messages(invocation.history, provider),
+        "contents": sent.items(invocation.history, _append_messages, provider),
         "generationConfig": generation,
         **top_level,
     }
@@ -191,19 +197,18 @@ def _map_tools(tools: Iterable[ToolDeclaration]) -> list[dict[str, Any]]:
     ]
 
 
-def _map_messages(history: Iterable[Message], provider: str) -> list[dict[str, Any]]:
+def _append_messages(wire: WireItems, history: tuple[Message, ...], provider: str) -> None:
     """Tool results become user content; same-role neighbours merge into one turn."""
-    contents: list[dict[str, Any]] = []
     for message in history:
         role = "model" if message.role is Role.ASSISTANT else "user"
         parts = [part for block in message.blocks if (part := _map_block(block, provider))]
         if not parts:
             continue
-        if contents and contents[-1]["role"] == role:
-            contents[-1]["parts"].extend(parts)
+        last = wire.last()
+        if last is not None and last["role"] == role:
+            wire.last_to_extend()["parts"].extend(parts)
         else:
-            contents.append({"role": role, "parts": parts})
-    return contents
+            wire.add({"role": role, "parts": parts})
 
 
 def _map_block(block: Block, provider: str) -> dict[str, Any] | None:

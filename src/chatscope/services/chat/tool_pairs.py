@@ -21,16 +21,23 @@ Repair:
 - a TOOL message left with no blocks disappears.
 
 A well-paired history comes back as the very same tuple.
+
+`ToolPairRepairer` gives the same answer for one conversation's successive requests while
+checking only what is new: repair never joins anything across a message that is not a TOOL
+message (the run of results after a call ends there), so the repaired history before the last
+such message is final, however the history goes on.
 """
 
 from __future__ import annotations
 
+import operator
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from chatscope.services.messages import Block, Message, Role, ToolCallBlock, ToolResultBlock
 
-__all__ = ["INTERRUPTED_CALL_ERROR", "is_well_paired", "repair_tool_pairs"]
+__all__ = ["INTERRUPTED_CALL_ERROR", "ToolPairRepairer", "is_well_paired", "repair_tool_pairs"]
 
 INTERRUPTED_CALL_ERROR = "the tool call was interrupted before it returned a result"
 
@@ -55,8 +62,79 @@ def is_well_paired(messages: Sequence[Message]) -> bool:
 
 def repair_tool_pairs(messages: Sequence[Message]) -> tuple[Message, ...]:
     """`messages` with every call answered exactly once and every stray result dropped."""
+    return _repaired(messages)[0]
+
+
+class ToolPairRepairer:
+    """`repair_tool_pairs` for the successive requests of one conversation, redoing only what
+    is new.
+
+    History only grows between requests (a turn appends its messages; compression replaces the
+    whole tuple). The repaired form of the messages before a *cut*, the last message that is
+    not a TOOL message, is kept with the messages it came from; the next request whose history
+    starts with those very objects (`is`, not `==`: equal arguments may still differ on the
+    wire, `1` and `1.0`) repairs only from the cut on. Any other history is repaired from
+    scratch. One repairer per chat session: it lives and dies with it, and holds nothing that
+    is not in the session's own history.
+    """
+
+    __slots__ = ("_kept",)
+
+    def __init__(self) -> None:
+        self._kept = _NOTHING_KEPT
+
+    def repair(self, messages: tuple[Message, ...]) -> tuple[Message, ...]:
+        """Equal to `repair_tool_pairs(messages)`, and `messages` itself when well paired."""
+        kept = self._kept
+        if not kept.continues_in(messages):
+            kept = _NOTHING_KEPT
+        cut = _last_cut(messages, kept.cut)
+        middle, middle_paired = _repaired(messages[kept.cut : cut])
+        tail, tail_paired = _repaired(messages[cut:])
+        paired = kept.paired and middle_paired
+        # One attribute, so a reader never sees the history of one request with the repair of
+        # another.
+        self._kept = _Kept(messages[:cut], cut, kept.repaired + middle, paired=paired)
+        if paired and tail_paired:
+            return messages
+        return self._kept.repaired + tail
+
+
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """`source` (a history's messages before its cut) and `repaired`, their repair; `paired`
+    when they were well paired already."""
+
+    source: tuple[Message, ...]
+    cut: int
+    repaired: tuple[Message, ...]
+    paired: bool
+
+    def continues_in(self, messages: tuple[Message, ...]) -> bool:
+        """Whether `messages` starts with the very same messages and has a cut where they end,
+        so their repair stands."""
+        if self.cut == 0:
+            return True
+        if len(messages) <= self.cut or messages[self.cut].role is Role.TOOL:
+            return False
+        return all(map(operator.is_, self.source, messages))
+
+
+_NOTHING_KEPT = _Kept((), 0, (), paired=True)
+
+
+def _last_cut(messages: tuple[Message, ...], start: int) -> int:
+    """The index of the last message from `start` on that is not a TOOL message, else `start`."""
+    for index in range(len(messages) - 1, start, -1):
+        if messages[index].role is not Role.TOOL:
+            return index
+    return start
+
+
+def _repaired(messages: Sequence[Message]) -> tuple[tuple[Message, ...], bool]:
+    """The repaired messages, and whether they were well paired (then they come back as is)."""
     if is_well_paired(messages):
-        return messages if isinstance(messages, tuple) else tuple(messages)
+        return (messages if isinstance(messages, tuple) else tuple(messages)), True
     repaired: list[Message] = []
     index = 0
     while index < len(messages):
@@ -70,7 +148,7 @@ def repair_tool_pairs(messages: Sequence[Message]) -> tuple[Message, ...]:
             run_end = _tool_run_end(messages, index)
             repaired.append(_answer(message.tool_calls, messages[index:run_end]))
             index = run_end
-    return tuple(repaired)
+    return tuple(repaired), False
 
 
 def _answers_exactly(calls: tuple[ToolCallBlock, ...], message: Message) -> bool:

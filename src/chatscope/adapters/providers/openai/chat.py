@@ -31,6 +31,7 @@ from chatscope.adapters.providers._http import (
     streamed_response,
 )
 from chatscope.adapters.providers._sse import sse_stream
+from chatscope.adapters.providers._wire_history import SentHistory, WireItems
 from chatscope.adapters.providers.openai._common import (
     PendingCall,
     auth_headers,
@@ -85,10 +86,12 @@ _UNSUPPORTED_FIELDS = ("audio", "function_call")
 
 
 class OpenAIChatProvider(HttpProvider):
-    """Streams one Chat Completions call per `stream`; holds nothing but the client and its name.
+    """Streams one Chat Completions call per `stream`; holds the client, its name and the wire form
+    of the history it last sent (`SentHistory`: the next request maps only new messages).
 
-    Model, key and base URL come from each `ModelInvocation` (REQ-SP4-002/003), so one instance
-    serves any number of runtime scopes at once.
+    Model, key and base URL come from each `ModelInvocation` (REQ-SP4-002/003), and the kept
+    history is reused only for the very same messages, so one instance could serve any number
+    of runtime scopes at once; each scope gets its own.
     """
 
     __slots__ = ()
@@ -97,7 +100,8 @@ class OpenAIChatProvider(HttpProvider):
     async def stream(self, invocation: ModelInvocation) -> AsyncIterator[ProviderEvent]:
         """Yield the response as neutral events, ending with exactly one `FinishEvent`."""
         secret = invocation.credentials.secret()
-        url, body = endpoint(invocation, "/chat/completions"), _build_body(invocation, self._name)
+        url = endpoint(invocation, "/chat/completions")
+        body = _build_body(invocation, self._name, self._sent)
         headers = auth_headers(secret)
         async with streamed_response(
             self._client, self._name, secret, url, headers=headers, body=body
@@ -120,10 +124,15 @@ class OpenAIChatProvider(HttpProvider):
                 yield event
 
 
-def _build_body(invocation: ModelInvocation, provider: str) -> dict[str, Any]:
+def _build_body(
+    invocation: ModelInvocation, provider: str, sent: SentHistory | None = None
+) -> dict[str, Any]:
+    """The request; `sent`, the adapter's, spares mapping again what the last request sent."""
     body: dict[str, Any] = {
         "model": invocation.model,
-        "messages": _map_messages(invocation, provider),
+        "messages": _map_messages(
+            invocation, provider, sent if sent is not None else SentHistory()
+        ),
     }
     if invocation.tools:
         body["tools"] = _map_tools(invocation.tools)
@@ -154,13 +163,21 @@ def _map_tools(tools: Iterable[ToolDeclaration]) -> list[dict[str, Any]]:
     ]
 
 
-def _map_messages(invocation: ModelInvocation, provider: str) -> list[dict[str, Any]]:
-    messages: list[dict[str, Any]] = []
+def _map_messages(
+    invocation: ModelInvocation, provider: str, sent: SentHistory
+) -> list[dict[str, Any]]:
+    """The system prompt, then history: only history is kept between requests (the prompt is
+    the scope's, but one item is no work to redo)."""
+    messages = sent.items(invocation.history, _append_messages, provider)
     if invocation.system_prompt is not None:
-        messages.append({"role": "system", "content": invocation.system_prompt})
-    for message in invocation.history:
-        messages.extend(_map_message(message, provider))
+        messages.insert(0, {"role": "system", "content": invocation.system_prompt})
     return messages
+
+
+def _append_messages(wire: WireItems, history: tuple[Message, ...], provider: str) -> None:
+    """Each message maps on its own: nothing merges across messages in this format."""
+    for message in history:
+        wire.items.extend(_map_message(message, provider))
 
 
 def _map_message(message: Message, provider: str) -> list[dict[str, Any]]:

@@ -32,6 +32,7 @@ from chatscope.adapters.providers._http import (
     streamed_response,
 )
 from chatscope.adapters.providers._sse import sse_stream
+from chatscope.adapters.providers._wire_history import SentHistory, WireItems
 from chatscope.adapters.providers.openai._common import (
     auth_headers,
     json_schema_format,
@@ -60,10 +61,12 @@ _CALL_ID_LIMIT = 64
 
 
 class OpenAIResponsesProvider(HttpProvider):
-    """Streams one Responses call per `stream`; holds nothing but the client and its name.
+    """Streams one Responses call per `stream`; holds the client, its name and the wire form
+    of the history it last sent (`SentHistory`: the next request maps only new messages).
 
-    Model, key and base URL come from each `ModelInvocation` (REQ-SP4-002/003), so one instance
-    serves any number of runtime scopes at once.
+    Model, key and base URL come from each `ModelInvocation` (REQ-SP4-002/003), and the kept
+    history is reused only for the very same messages, so one instance could serve any number
+    of runtime scopes at once; each scope gets its own.
     """
 
     __slots__ = ()
@@ -72,7 +75,8 @@ class OpenAIResponsesProvider(HttpProvider):
     async def stream(self, invocation: ModelInvocation) -> AsyncIterator[ProviderEvent]:
         """Yield the response as neutral events, ending with exactly one `FinishEvent`."""
         secret = invocation.credentials.secret()
-        url, body = endpoint(invocation, "/responses"), _build_body(invocation, self._name)
+        url = endpoint(invocation, "/responses")
+        body = _build_body(invocation, self._name, self._sent)
         headers = auth_headers(secret)
         async with streamed_response(
             self._client, self._name, secret, url, headers=headers, body=body
@@ -93,10 +97,14 @@ class OpenAIResponsesProvider(HttpProvider):
                     yield event
 
 
-def _build_body(invocation: ModelInvocation, provider: str) -> dict[str, Any]:
+def _build_body(
+    invocation: ModelInvocation, provider: str, sent: SentHistory | None = None
+) -> dict[str, Any]:
+    """The request; `sent`, the adapter's, spares mapping again what the last request sent."""
+    sent = sent if sent is not None else SentHistory()
     body: dict[str, Any] = {
         "model": invocation.model,
-        "input": _map_messages(invocation.history, provider),
+        "input": sent.items(invocation.history, _append_messages, provider),
     }
     if invocation.system_prompt is not None:
         body["instructions"] = invocation.system_prompt
@@ -126,8 +134,9 @@ def _map_tools(tools: Iterable[ToolDeclaration]) -> list[dict[str, Any]]:
     ]
 
 
-def _map_messages(history: Iterable[Message], provider: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
+def _append_messages(wire: WireItems, history: tuple[Message, ...], provider: str) -> None:
+    """Each message maps on its own: nothing merges across messages in this format."""
+    items = wire.items
     for message in history:
         match message.role:
             case Role.USER:
@@ -138,7 +147,6 @@ def _map_messages(history: Iterable[Message], provider: str) -> list[dict[str, A
                 items.extend(_map_tool_result(block, provider) for block in message.blocks)
             case _:
                 assert_never(message.role)
-    return items
 
 
 def _map_user(message: Message, provider: str) -> dict[str, Any]:
