@@ -1,13 +1,15 @@
 """Client CPU per streamed 20-chunk turn: chatscope against raw httpx with a hand-written SSE loop.
 
 Run: `uv run python benchmarks/turn_overhead.py [--turns 50] [--rounds 40]
-[--database-url postgresql://...]`.
+[--database-url postgresql://...] [--tracing memory]`.
 A local server in a separate process streams the same 20-chunk Chat Completions answer to both
 clients over keep-alive connections; only the client process's CPU time is measured. Prints the
 median CPU microseconds per turn of each and their ratio (target: chatscope <= 1.25x raw), for
 `ChatSession.send` (the turn's result), for `ChatSession.stream` read event by event, and for
 `send` on a saved session (each turn a new session in SQLite, committed before `send` returns;
-and in PostgreSQL with `--database-url`).
+and in PostgreSQL with `--database-url`). Tracing is off as it is without configuration (the
+global tracer provider is OpenTelemetry's proxy to nothing); `--tracing memory` records every
+span with the SDK into an in-memory exporter instead (a dev dependency, or the `otel` extra).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from dependency_injector import providers
 
 from chatscope.config.settings import ExplicitSettings
 from chatscope.containers import ApplicationContainer
@@ -102,9 +105,12 @@ async def cpu_us_per_turn(turn: Callable[[], Awaitable[str]], turns: int) -> flo
     return (time.process_time() - started) / turns * 1e6
 
 
-def application(root: Path, url: str, database_url: str | None = None) -> ApplicationContainer:
+def application(
+    root: Path, url: str, database_url: str | None = None, tracer_provider: Any = None
+) -> ApplicationContainer:
     """chatscope on the local server, its workspace `root`; with `database_url` ("sqlite" for
-    the default file in `root/data`) every chat is a saved session."""
+    the default file in `root/data`) every chat is a saved session; with `tracer_provider`
+    every turn is traced with it."""
     saved: dict[str, Any] = {}
     if database_url is not None:
         saved = {"history_backend": "database", "data_dir": root / "data"}
@@ -116,22 +122,47 @@ def application(root: Path, url: str, database_url: str | None = None) -> Applic
         providers={"openai": {"base_url": url, "auth_required": False}},
         **saved,
     )
-    return ApplicationContainer(settings=settings, environ={})
+    app = ApplicationContainer(settings=settings, environ={})
+    if tracer_provider is not None:
+        app.tracer_provider.override(providers.Object(tracer_provider))
+    return app
+
+
+def in_memory_tracer_provider() -> tuple[Any, Callable[[], int]]:
+    """An SDK tracer provider exporting every span, as it ends, into memory; and a function
+    that empties the memory, returning how many spans it held."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+
+    def drain() -> int:
+        count = len(exporter.get_finished_spans())
+        exporter.clear()
+        return count
+
+    return provider, drain
 
 
 async def measure(
-    url: str, turns: int, rounds: int, database_url: str | None = None
+    url: str, turns: int, rounds: int, database_url: str | None = None, tracing: str = "off"
 ) -> dict[str, float]:
     """Alternate the clients in short rounds; medians of each and of the paired ratios.
 
     Adjacent rounds see the same machine state, so the per-round ratio cancels most of the
     drift of a shared virtual machine; its median is the figure to quote.
     """
+    tracer_provider, drain = (
+        in_memory_tracer_provider() if tracing == "memory" else (None, lambda: 0)
+    )
     with tempfile.TemporaryDirectory() as root:
-        apps = {"memory": application(Path(root), url)}
-        apps["sqlite"] = application(Path(root), url, "sqlite")
+        apps = {"memory": application(Path(root), url, None, tracer_provider)}
+        apps["sqlite"] = application(Path(root), url, "sqlite", tracer_provider)
         if database_url:
-            apps["postgresql"] = application(Path(root), url, database_url)
+            apps["postgresql"] = application(Path(root), url, database_url, tracer_provider)
         for app in apps.values():
             await app.init_resources()  # type: ignore[misc]
         count = 51 + turns * rounds
@@ -153,9 +184,11 @@ async def measure(
             samples: dict[str, list[float]] = {name: [] for name in clients}
             for client in clients.values():
                 await cpu_us_per_turn(client, 50)
+            assert tracing == "off" or drain() > 0, "no span was recorded"
             for _ in range(rounds):
                 for name, client in clients.items():
                     samples[name].append(await cpu_us_per_turn(client, turns))
+                drain()  # spans kept in memory are not what is measured
         for app in apps.values():
             await app.shutdown_resources()  # type: ignore[misc]
     results = {name: statistics.median(values) for name, values in samples.items()}
@@ -173,6 +206,12 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=50, help="turns per round")
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--database-url", help="also measure saved turns in this database")
+    parser.add_argument(
+        "--tracing",
+        choices=("off", "memory"),
+        default="off",
+        help="off (no tracer provider configured) or memory (every span recorded in memory)",
+    )
     args = parser.parse_args()
     server_script = Path(__file__).with_name("_sse_server.py")
     server = subprocess.Popen(  # noqa: S603 - our own script
@@ -182,10 +221,13 @@ def main() -> None:
         assert server.stdout is not None
         port = int(server.stdout.readline())
         base_url = f"http://127.0.0.1:{port}/v1"
-        results = asyncio.run(measure(base_url, args.turns, args.rounds, args.database_url))
+        results = asyncio.run(
+            measure(base_url, args.turns, args.rounds, args.database_url, args.tracing)
+        )
     finally:
         server.kill()
         server.wait()
+    print(f"tracing: {args.tracing}")
     print(f"raw httpx + hand-written SSE  {results['raw']:8.1f} us CPU per turn (median)")
     for name in ("send", "stream", "saved sqlite", "saved postgresql"):
         if name in results:

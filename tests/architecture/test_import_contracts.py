@@ -54,6 +54,8 @@ def test_there_is_a_contract_for_every_layer_rule() -> None:
         "chatscope.adapters.providers",
         "chatscope.adapters.storage",
         "chatscope.adapters.tools",
+        "chatscope.adapters.logging",
+        "chatscope.adapters.telemetry",
         "chatscope.config",
         "chatscope.containers",
         "chatscope.errors",

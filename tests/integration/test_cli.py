@@ -44,7 +44,7 @@ def test_chat_streams_the_demo_answer_and_calls_a_tool(tmp_path: Path) -> None:
 
 
 def test_chat_json_prints_one_object_with_the_documented_fields(tmp_path: Path) -> None:
-    """`--json` prints a single JSON document with text, tool calls, usage and ids."""
+    """`--json` prints a single JSON document with text, tool calls, usage, cost and ids."""
     result = _run("chat", "hi", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
@@ -52,15 +52,23 @@ def test_chat_json_prints_one_object_with_the_documented_fields(tmp_path: Path) 
         "text",
         "tool_calls",
         "usage",
+        "cost",
         "provider",
         "model",
         "runtime_id",
         "session_id",
         "finish_reason",
+        "answered_by",
+    }
+    assert document["answered_by"] == {
+        "provider": "demo",
+        "model": "chatscope-demo",
+        "member": None,
     }
     assert document["tool_calls"] == [{"name": "list_directory", "arguments": {"path": "."}}]
     assert set(document["usage"]) == {"input_tokens", "output_tokens"}
     assert (document["provider"], document["finish_reason"]) == ("demo", "stop")
+    assert document["cost"] is None  # the demo model is in no price table: unknown, not zero
 
 
 def test_config_show_redacts_secrets(tmp_path: Path) -> None:
@@ -121,6 +129,7 @@ def test_chat_against_a_local_server(
     assert (document["text"], document["model"]) == ("Hi from local", "local-model")
     assert (document["provider"], document["finish_reason"]) == (provider, "stop")
     assert document["usage"] == {"input_tokens": 3, "output_tokens": 2}
+    assert document["cost"] is None  # a local server has no known price
     [request] = server.requests
     assert request.path == path
     assert request.headers[key_header].removeprefix("Bearer ") == "sk-local-test-key-1"

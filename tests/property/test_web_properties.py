@@ -16,6 +16,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 
+from chatscope.adapters.pricing import PriceTable
 from chatscope.config.loading import describe_validation_error
 from chatscope.config.settings import PROVIDER_NAMES, ExplicitSettings, ServerSettings
 from chatscope.errors import AuthenticationFailedError
@@ -304,13 +305,16 @@ events: st.SearchStrategy[ChatEvent] = st.one_of(
 def test_session_events_survive_the_event_stream_encoding(stream: list[ChatEvent]) -> None:
     """Every shown event, whatever its text (newlines included), parses back to its data and
     name; empty text and thinking deltas are not shown."""
-    shown = [pair for pair in (event_of(event, STATE) for event in stream) if pair is not None]
+    prices = PriceTable()
+    shown = [pair for pair in (event_of(event, STATE, prices) for event in stream) if pair]
     encoded = "".join(sse_event(name, data) for name, data in shown)
     assert parse_sse(encoded) == shown
     hidden = [e for e in stream if isinstance(e, TextDelta | ThinkingDelta) and not e.text]
     assert len(shown) == len(stream) - len(hidden)
     words = {"stop", "length", "tool_calls", "content_filter"}
     assert all(data["finish_reason"] in words for name, data in shown if name == "done")
+    # model "m" is in no price table: its cost is unknown (null), never zero
+    assert all(data["cost"] is None for name, data in shown if name in {"usage", "done"})
 
 
 @given(message=messages)

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from chatscope.adapters.pricing import PriceTable, cost_json
 from chatscope.adapters.storage.catalog import SessionCatalog
 from chatscope.containers.application import ApplicationContainer
 from chatscope.errors import ServerError
@@ -20,7 +21,7 @@ from chatscope.services.events import (
     TextDelta,
     ThinkingDelta,
 )
-from chatscope.services.messages import Role
+from chatscope.services.messages import Role, Usage
 from chatscope.services.runtime.invocation import ModelInvocation
 from chatscope.testing import FunctionProvider, ScriptedReply, build_test_app
 from tests.support.databases import DATABASE_BACKENDS, fresh_database
@@ -128,6 +129,27 @@ async def test_a_message_streams_named_events_and_stores_the_turn(
     assert read["messages"][1]["tool_calls"] == [call]
     assert read["messages"][2]["tool_results"] == [result]
     assert read["messages"][3]["text"] == text
+
+
+async def test_usage_and_done_events_carry_the_cost(client: httpx.AsyncClient) -> None:
+    """Each `usage` event and `done` price their usage as the session's model (genai-prices'
+    table); a model the table does not know costs null, not zero."""
+    table = PriceTable()
+    session = await new_session(client, model="openai/gpt-4o-mini")
+    events = await send(client, session["id"], content="what is here?")
+    usages = [data for name, data in events if name == "usage"]
+    assert usages
+    for data in usages:
+        usage = Usage(data["input_tokens"], data["output_tokens"])
+        expected = table.price(usage, provider="openai", model="gpt-4o-mini")
+        assert expected is not None
+        assert data["cost"] == cost_json(expected)
+    done = events[-1][1]
+    total = table.price(Usage(20, 10), provider="openai", model="gpt-4o-mini")
+    assert done["cost"] == cost_json(total)
+    unknown = await new_session(client, model="openai/gpt-x")
+    events = await send(client, unknown["id"], content="what is here?")
+    assert [data["cost"] for name, data in events if name in {"usage", "done"}] == [None] * 3
 
 
 async def test_a_second_message_continues_the_stored_history(client: httpx.AsyncClient) -> None:

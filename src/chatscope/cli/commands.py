@@ -6,21 +6,16 @@ import json
 from pathlib import Path
 from typing import Any, TextIO
 
+from chatscope.adapters.pricing import PriceTable, cost_json
+from chatscope.cli.display import TurnDisplay
 from chatscope.cli.sessions import announce_session, check_session
 from chatscope.config.presets import PRESETS, get_preset
 from chatscope.config.settings import Settings
+from chatscope.config.urls import check_http_url
 from chatscope.containers.application import ApplicationContainer
-from chatscope.errors import ConfigurationError
+from chatscope.errors import ConfigurationError, redact_secrets
 from chatscope.services.chat import output_spec
-from chatscope.services.events import (
-    ChatEvent,
-    CompletedTurn,
-    TextDelta,
-    ThinkingDelta,
-    ToolCallEvent,
-    ToolResultEvent,
-    TurnDone,
-)
+from chatscope.services.events import AnsweredBy, CompletedTurn, FinishReason, TurnDone
 from chatscope.services.frozen import thaw
 from chatscope.services.runtime.context import AgentRuntimeContext
 from chatscope.services.runtime.scopes import ScopeRequest
@@ -41,7 +36,7 @@ def scope_request(options: dict[str, Any]) -> ScopeRequest:
     fields: dict[str, Any] = {
         "provider": options["provider"],
         "model": options["model"],
-        "base_url": options["base_url"],
+        "base_url": checked_base_url(options["base_url"]),
         "system_prompt": options["system_prompt"],
         "session_id": options.get("session_id"),
         "approver": options.get("approver"),
@@ -56,6 +51,16 @@ def scope_request(options: dict[str, Any]) -> ScopeRequest:
         )
     fields["provider"] = preset.provider
     return ScopeRequest.from_preset(preset, **fields)
+
+
+def checked_base_url(value: str | None) -> str | None:
+    """`--base-url`, checked as the settings' endpoint URLs are: a URL that cannot be
+    requested is a configuration error now, not a network failure retried for minutes."""
+    try:
+        return check_http_url(value)
+    except ValueError as problem:
+        shown = redact_secrets(repr(value))
+        raise ConfigurationError(f"--base-url {shown} {problem}") from None
 
 
 def show_config(settings: Settings, out: TextIO) -> None:
@@ -78,25 +83,36 @@ async def run_chat(
     request = scope_request(options)
     context = app.runtime.scopes().foreground(request)
     chat = app.runtime.chat_session(context=context)
+    display = TurnDisplay(out, err, quiet=options["as_json"], show_text=schema is None)
     turn: CompletedTurn | None = None
     async for event in chat.stream(options["prompt"], output_type=schema):
         if isinstance(event, TurnDone):
             turn = event.turn
-        elif not options["as_json"] and not (schema is not None and isinstance(event, TextDelta)):
-            _show(event, out, err)
+        else:
+            display.show(event)
     assert turn is not None  # noqa: S101 - a stream always ends with TurnDone
     if options["as_json"]:
-        document = turn_as_json(turn, context)
-        if schema is not None:
+        document = turn_as_json(turn, context, prices=app.price_table())
+        if schema is None:
+            document["text"] = display.text  # replies apart, as a stream shows them
+        else:
             document["output"] = turn.output
         out.write(json.dumps(document, ensure_ascii=False) + "\n")
-    elif schema is not None:
+        return 0
+    if schema is not None:
         out.write(json.dumps(turn.output, ensure_ascii=False, indent=2) + "\n")
-    elif not turn.text.endswith("\n"):
+    elif not display.text.endswith("\n"):
         out.write("\n")
-    if not options["as_json"]:
-        announce_session(context, err)
+    if turn.finish_reason is FinishReason.LENGTH:
+        err.write(_OUTPUT_LIMIT_NOTICE)
+    announce_session(context, err)
     return 0
+
+
+_OUTPUT_LIMIT_NOTICE = (
+    "[the answer stopped at the output token limit; raise it with "
+    "CHATSCOPE_EPHEMERAL__MAX_OUTPUT_TOKENS]\n"
+)
 
 
 def read_output_schema(path: Path | None) -> dict[str, Any] | None:
@@ -119,24 +135,15 @@ def read_output_schema(path: Path | None) -> dict[str, Any] | None:
     return schema
 
 
-def _show(event: ChatEvent, out: TextIO, err: TextIO) -> None:
-    match event:
-        case TextDelta(text=text):
-            out.write(text)
-            out.flush()
-        case ThinkingDelta(text=text) if text:
-            err.write(text)
-        case ToolCallEvent(call=call):
-            err.write(f"\n[tool] {call.name}({call.arguments_json()})\n")
-        case ToolResultEvent(result=result) if result.is_error:
-            err.write(f"[tool error] {result.error}\n")
-        case _:
-            pass
-
-
-def turn_as_json(turn: CompletedTurn, context: AgentRuntimeContext) -> dict[str, Any]:
-    """The `--json` document of one completed turn."""
+def turn_as_json(
+    turn: CompletedTurn, context: AgentRuntimeContext, *, prices: PriceTable
+) -> dict[str, Any]:
+    """The `--json` document of one completed turn; `cost` is null when the model's price is
+    unknown (see `chatscope.adapters.pricing`)."""
     state = context.state
+    cost = prices.price(
+        turn.usage, provider=state.provider, model=state.model, base_url=state.base_url
+    )
     return {
         "text": turn.text,
         "tool_calls": [{"name": c.name, "arguments": thaw(c.arguments)} for c in turn.tool_calls],
@@ -144,9 +151,19 @@ def turn_as_json(turn: CompletedTurn, context: AgentRuntimeContext) -> dict[str,
             "input_tokens": turn.usage.input_tokens,
             "output_tokens": turn.usage.output_tokens,
         },
+        "cost": cost_json(cost),
         "provider": state.provider,
         "model": state.model,
         "runtime_id": state.runtime_id,
         "session_id": state.session_id,
         "finish_reason": str(turn.finish_reason),
+        "answered_by": answered_by_json(turn.answered_by),
     }
+
+
+def answered_by_json(answered: AnsweredBy | None) -> dict[str, Any] | None:
+    """Which endpoint answered the turn: provider, model, and its position in the scope's
+    fallback chain (`member`, null without a chain; 0 is the scope's own endpoint)."""
+    if answered is None:
+        return None
+    return {"provider": answered.provider, "model": answered.model, "member": answered.member}

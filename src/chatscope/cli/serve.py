@@ -19,6 +19,7 @@ import uvicorn
 
 from chatscope.config.settings import Settings
 from chatscope.containers.application import ApplicationContainer
+from chatscope.containers.tracing import export_traces
 from chatscope.errors import ConfigurationError
 from chatscope.web import create_app, hash_key
 from chatscope.web.app import ENV_FILE_VARIABLE
@@ -91,9 +92,16 @@ def run_serve(settings: Settings, args: argparse.Namespace, err: TextIO) -> int:
             os.environ[ENV_FILE_VARIABLE] = str(args.env_file.resolve())
         uvicorn.run(APP_FACTORY, factory=True, workers=args.workers, **options)
     else:
-        app = create_app(ApplicationContainer(settings=settings, environ=dict(os.environ)))
+        container = ApplicationContainer(settings=settings, environ=dict(os.environ))
+        export_traces(container, os.environ, lambda line: _warn(err, line))
+        app = create_app(container)
         _until_stopped(lambda: uvicorn.run(app, **options))
     return 0
+
+
+def _warn(err: TextIO, message: str) -> None:
+    err.write(f"chatscope: warning: {message}\n")
+    err.flush()
 
 
 def _until_stopped(serve: Callable[[], None]) -> None:

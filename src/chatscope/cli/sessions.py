@@ -12,10 +12,12 @@ import json
 from collections.abc import Callable
 from typing import Any, TextIO, assert_never
 
+from chatscope.adapters.pricing import PriceTable
 from chatscope.adapters.storage.catalog import SessionCatalog, SessionSummary
 from chatscope.adapters.storage.codec import message_to_dict
 from chatscope.adapters.storage.schema import LOCAL_OWNER
 from chatscope.adapters.storage.sql_history import SqlHistoryStore, StoredMessage
+from chatscope.cli.costs import SessionCosts, session_costs
 from chatscope.containers.application import ApplicationContainer
 from chatscope.errors import ConfigurationError
 from chatscope.services.messages import (
@@ -66,7 +68,7 @@ async def run_sessions(app: ApplicationContainer, args: argparse.Namespace, out:
     if args.sessions_command == "list":
         await _list(catalog, out, as_json=args.json)
     elif args.sessions_command == "show":
-        await _show(catalog, args.session_id, out, as_json=args.json)
+        await _show(catalog, args.session_id, out, as_json=args.json, prices=app.price_table())
     else:
         await catalog.delete(args.session_id, LOCAL_OWNER)
         out.write(f"deleted session {args.session_id}\n")
@@ -108,24 +110,36 @@ async def _list(catalog: SessionCatalog, out: TextIO, *, as_json: bool) -> None:
         )
 
 
-async def _show(catalog: SessionCatalog, session_id: str, out: TextIO, *, as_json: bool) -> None:
+async def _show(
+    catalog: SessionCatalog, session_id: str, out: TextIO, *, as_json: bool, prices: PriceTable
+) -> None:
     summary = await catalog.get(session_id, LOCAL_OWNER)
     stored = await catalog.transcript(session_id, LOCAL_OWNER)
+    costs = session_costs(summary, stored, prices)
     if as_json:
-        out.write(json.dumps(session_as_json(summary, stored), ensure_ascii=False) + "\n")
+        document = session_as_json(summary, stored, costs)
+        out.write(json.dumps(document, ensure_ascii=False) + "\n")
         return
     out.write(
         f"session {summary.id}  {_origin(summary)}  {summary.turn_count} turns  "
-        f"updated {summary.updated_at:%Y-%m-%d %H:%M} UTC\n"
+        f"updated {summary.updated_at:%Y-%m-%d %H:%M} UTC\n{costs.line()}\n"
     )
     turn = None
     for item in stored:
         if item.turn != turn:
+            _end_turn(turn, costs, out)
             turn = item.turn
             out.write(f"\n--- turn {turn} ---\n")
         out.write(f"{item.message.role}:\n")
         for block in item.message.blocks:
             out.write(_indented(_block_text(block)) + "\n")
+    _end_turn(turn, costs, out)
+
+
+def _end_turn(turn: int | None, costs: SessionCosts, out: TextIO) -> None:
+    """After a turn's messages: what it cost."""
+    if turn is not None:
+        out.write(f"[turn {turn}: {costs.of_turn(turn).line()}]\n")
 
 
 def summary_as_json(summary: SessionSummary) -> dict[str, Any]:
@@ -142,13 +156,16 @@ def summary_as_json(summary: SessionSummary) -> dict[str, Any]:
     }
 
 
-def session_as_json(summary: SessionSummary, stored: tuple[StoredMessage, ...]) -> dict[str, Any]:
-    """`sessions show --json`: the summary and every message in its lossless stored form."""
+def session_as_json(
+    summary: SessionSummary, stored: tuple[StoredMessage, ...], costs: SessionCosts
+) -> dict[str, Any]:
+    """`sessions show --json`: the summary, every message in its lossless stored form, and
+    the costs (see `SessionCosts.as_json`)."""
     messages = [
         {"turn": item.turn, "usage": _usage(item), **message_to_dict(item.message)}
         for item in stored
     ]
-    return {"session": summary_as_json(summary), "messages": messages}
+    return {"session": summary_as_json(summary), "messages": messages, "costs": costs.as_json()}
 
 
 def _usage(item: StoredMessage) -> dict[str, int] | None:

@@ -6,8 +6,9 @@ limits. A profile never holds an API key: it names an environment variable (`api
 key file (`key_file`, relative to the profile's own directory), and the key is resolved for each
 call like any other. `output_schema` asks the subagent for a typed answer: a JSON schema given
 inline (a table) or as a JSON file (a path relative to the profile's directory), read and
-checked when the profile is loaded. Every problem found is reported as a `ProfileError` naming
-the file, the key and what is wrong.
+checked when the profile is loaded. A `[fallback]` table (`mode`, `members`, as the settings'
+`fallback` section) gives the subagent a chain: its own endpoint first, then the members.
+Every problem found is reported as a `ProfileError` naming the file, the key and what is wrong.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pydantic import (
 )
 
 from chatscope.config.ephemeral import EPHEMERAL_SETTING_NAMES, EphemeralSettings
-from chatscope.config.settings import PROVIDER_NAMES, Settings
+from chatscope.config.settings import PROVIDER_NAMES, FallbackSettings, Settings
 from chatscope.config.urls import check_http_url
 from chatscope.errors import ProfileError, redact_secrets
 
@@ -77,6 +78,7 @@ class ProfileSpec(BaseModel):
     api_key_env: str | None = Field(None, pattern=_ENV_NAME_PATTERN)
     output_schema: Path | dict[str, JsonValue] | None = None
     mcp_servers: tuple[str, ...] | None = None
+    fallback: FallbackSettings | None = None
 
     @field_validator("provider")
     @classmethod

@@ -6,13 +6,14 @@ The result is frozen and handed down; runtime scopes take snapshots of the parts
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from chatscope.config.ephemeral import EphemeralSettings
 from chatscope.config.mcp import McpServerSettings, check_server_name
@@ -24,6 +25,9 @@ __all__ = [
     "CompressionSettings",
     "DemoSettings",
     "ExplicitSettings",
+    "FallbackMember",
+    "FallbackMode",
+    "FallbackSettings",
     "GeminiSettings",
     "HttpSettings",
     "OpenAISettings",
@@ -33,6 +37,7 @@ __all__ = [
     "RetrySettings",
     "ServerSettings",
     "Settings",
+    "TelemetrySettings",
     "ToolsSettings",
 ]
 
@@ -164,6 +169,68 @@ class ToolsSettings(_Frozen):
     auto_approve: tuple[str, ...] = ()
 
 
+FallbackMode = Literal["off", "failover", "round-robin"]
+_ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class FallbackMember(_Frozen):
+    """One more endpoint of a fallback chain: provider, model, and optionally an endpoint and
+    the environment variable its key is read from (only from there: see `FallbackSettings`)."""
+
+    provider: ProviderName
+    model: str = Field(min_length=1)
+    base_url: str | None = None
+    api_key_env: str | None = Field(None, pattern=_ENV_NAME_PATTERN)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_is_http(cls, value: str | None) -> str | None:
+        checked = check_http_url(value)
+        return checked.rstrip("/") if checked else checked
+
+
+class FallbackSettings(_Frozen):
+    """A chain of endpoints for a scope: its own endpoint first, then `members`.
+
+    `failover` sends every turn to the first endpoint whose circuit is closed and, when one
+    fails before any output with a retryable error after its own retries, tries the next;
+    `round-robin` starts each turn at the next endpoint in turn and fails over the same way.
+    An endpoint that failed `failure_threshold` times in a row is skipped for
+    `cooldown_seconds`. A member's key comes from its `api_key_env` alone; without one, from
+    its provider's usual sources, unless it names a `base_url` of its own (then it sends none).
+    """
+
+    mode: FallbackMode = "off"
+    # Decoded here rather than by pydantic-settings, so that text which is not JSON is reported
+    # as this key's problem (CHATSCOPE_FALLBACK__MEMBERS), not as the whole section's.
+    members: Annotated[tuple[FallbackMember, ...], NoDecode] = ()
+    failure_threshold: int = Field(3, ge=1, le=100)
+    cooldown_seconds: float = Field(30.0, gt=0, le=86_400)
+
+    @field_validator("members", mode="before")
+    @classmethod
+    def _members_from_json(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"not valid JSON ({exc}); give a JSON list of objects with provider, model "
+                "and optionally base_url and api_key_env"
+            ) from None
+
+    @model_validator(mode="after")
+    def _members_for_the_mode(self) -> FallbackSettings:
+        if self.mode != "off" and not self.members:
+            raise ValueError(f"mode {self.mode!r} needs at least one member to fall back to")
+        if self.mode == "off" and self.members:
+            raise ValueError(
+                "members are set but mode is 'off'; set mode to 'failover' or 'round-robin'"
+            )
+        return self
+
+
 _KEY_HASH = re.compile(r"sha256:[0-9a-f]{64}")
 _TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
@@ -199,6 +266,18 @@ class ServerSettings(_Frozen):
                     "(`chatscope serve --hash-key` makes one), never as the key itself"
                 )
         return keys
+
+
+class TelemetrySettings(_Frozen):
+    """What traces record beyond timings, tokens and ids (`CHATSCOPE_TELEMETRY__*`).
+
+    `capture_content` adds prompts, answers, system prompts and tool arguments and results to
+    the spans (the GenAI conventions' opt-in content attributes), with keys blanked out. Off by
+    default: content is the users' data. Where traces go is set by the standard `OTEL_*`
+    variables, not here.
+    """
+
+    capture_content: bool = False
 
 
 class Settings(BaseSettings):
@@ -242,6 +321,8 @@ class Settings(BaseSettings):
     mcp_servers: dict[str, McpServerSettings] = Field(default_factory=dict)
     output_retries: int = Field(1, ge=0, le=5)
     server: ServerSettings = ServerSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
+    fallback: FallbackSettings = FallbackSettings()
 
     @field_validator("mcp_servers")
     @classmethod

@@ -10,6 +10,8 @@ from dependency_injector import containers, providers
 
 from chatscope.adapters.logging.setup import configure_logging
 from chatscope.adapters.logging.sink import StructlogSink
+from chatscope.adapters.pricing import PriceTable
+from chatscope.adapters.telemetry.otel import OtelTracing, TablePricing, global_tracer_provider
 from chatscope.adapters.tools.mcp import McpServers
 from chatscope.adapters.tools.workspace import WorkspaceToolkit
 from chatscope.config.profiles import load_profiles_for
@@ -21,7 +23,12 @@ from chatscope.containers.tools import ToolsContainer
 from chatscope.services.chat import RetryPolicy
 from chatscope.services.history.summariser import ModelSummariser
 from chatscope.services.runtime.auth import AuthResolver
-from chatscope.services.subagents.task_tools import profiles_by_name, tool_names
+from chatscope.services.runtime.fallback import FallbackChains
+from chatscope.services.subagents.task_tools import (
+    profiles_by_name,
+    tool_names,
+    usable_profiles,
+)
 from chatscope.services.tools.ports import Tool
 
 
@@ -85,6 +92,21 @@ class ApplicationContainer(containers.DeclarativeContainer):
     )
 
     auth_resolver = providers.Singleton(AuthResolver, environ=environ)
+    # The state of every fallback chain of this application's scopes (circuit breakers,
+    # round-robin position): one object per application, never shared with another.
+    fallback_chains = providers.Singleton(FallbackChains)
+    # The genai-prices table, loaded when a cost is first asked for (never over the network).
+    price_table = providers.Singleton(PriceTable)
+    # Spans: the tracer provider the application configured (OpenTelemetry's global one; a
+    # proxy until it configures one), or one handed in by overriding this provider. Every
+    # scope gets a tracer of its own from `tracing`; a recorded call is priced from the table.
+    tracer_provider = providers.Singleton(global_tracer_provider)
+    tracing = providers.Singleton(
+        OtelTracing,
+        provider=tracer_provider,
+        capture_content=settings.provided.telemetry.capture_content,
+        pricing=providers.Factory(TablePricing, price_table.provider),
+    )
     retry_policy = providers.Singleton(
         RetryPolicy,
         max_attempts=settings.provided.retry.max_attempts,
@@ -114,6 +136,9 @@ class ApplicationContainer(containers.DeclarativeContainer):
         ),
     )
     subagent_profiles = providers.Singleton(profiles_by_name, profile_catalog)
+    # What a chat's `task` tool offers: a broken profile leaves chats without `task` instead
+    # of failing them; `subagents list` and `chatscope task` report it.
+    chat_profiles = providers.Singleton(usable_profiles, subagent_profiles.provider)
 
     runtime = providers.Container(
         RuntimeScopeContainer,
@@ -123,10 +148,12 @@ class ApplicationContainer(containers.DeclarativeContainer):
         max_turns=providers.Singleton(int, settings.provided.max_turns),
         provider_catalog=model_providers.catalog,
         telemetry_sink=telemetry_sink,
+        tracing=tracing,
         scope_tools=tools.scope_tools,
         auth_resolver=auth_resolver,
         retry_policy=retry_policy,
-        subagent_profiles=subagent_profiles,
+        fallback_chains=fallback_chains,
+        subagent_profiles=chat_profiles,
         summariser=summariser,
         compression_settings=providers.Singleton(compression_settings_of, settings),
         max_concurrent_subagents=providers.Singleton(

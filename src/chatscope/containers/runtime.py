@@ -16,8 +16,10 @@ from chatscope.services.history.memory import InMemoryHistory
 from chatscope.services.history.summariser import Summariser
 from chatscope.services.runtime.auth import AuthResolver
 from chatscope.services.runtime.context import ProviderCatalog, open_scope_context
+from chatscope.services.runtime.fallback import FallbackChains
 from chatscope.services.runtime.ports import TelemetrySink
 from chatscope.services.runtime.scopes import ScopeFactory
+from chatscope.services.runtime.tracing import NO_TRACING, Tracing
 from chatscope.services.subagents.task_tools import SubagentTools
 from chatscope.services.tools.registry import ToolRegistry
 
@@ -39,6 +41,8 @@ class RuntimeScopeContainer(containers.DeclarativeContainer):
     max_turns = providers.Dependency(instance_of=int)
     provider_catalog = providers.Dependency(instance_of=ProviderCatalog)
     telemetry_sink: providers.Dependency[TelemetrySink] = providers.Dependency()
+    # Makes each scope's tracer (the application's `OtelTracing`); by default nothing traces.
+    tracing: providers.Dependency[Tracing] = providers.Dependency(default=NO_TRACING)
     # The tools factory of `ToolsContainer`: called once per scope, with its caller and
     # selection, for a registry of fresh tool objects.
     scope_tools: providers.Dependency[ToolRegistry] = providers.Dependency()
@@ -54,6 +58,11 @@ class RuntimeScopeContainer(containers.DeclarativeContainer):
     # application's one serves every compressor; each chat's cooldowns live in its compressor.
     summariser: providers.Dependency[Summariser] = providers.Dependency()
     compression_settings = providers.Dependency(instance_of=CompressionSettings)
+    # The application's fallback chains (breaker state, round-robin position), shared by its
+    # scopes; without them every scope that has a chain gets a chain of its own.
+    fallback_chains: providers.Dependency[FallbackChains | None] = providers.Dependency(
+        default=providers.Object(None)
+    )
 
     history = providers.Selector(
         history_backend,
@@ -67,6 +76,7 @@ class RuntimeScopeContainer(containers.DeclarativeContainer):
         open_subagent_history=subagent_history.provider,
         build_tools=scope_tools.provider,
         telemetry_sink=telemetry_sink,
+        tracing=tracing,
         providers=provider_catalog,
     )
     compressor = providers.Factory(
@@ -91,4 +101,5 @@ class RuntimeScopeContainer(containers.DeclarativeContainer):
         settings=settings,
         build_context=context.provider,
         scope_tools=subagent_tools,
+        chains=fallback_chains,
     )

@@ -9,6 +9,7 @@ from typing import Any
 from chatscope.services.messages import ToolCallBlock, ToolResultBlock, Usage
 
 __all__ = [
+    "AnsweredBy",
     "ChatEvent",
     "CompletedTurn",
     "FinishEvent",
@@ -84,12 +85,24 @@ class ToolResultEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class AnsweredBy:
+    """The endpoint that answered a turn (its last model call): provider and model, and with a
+    fallback chain the member's position in it (0: the scope's own endpoint)."""
+
+    provider: str
+    model: str
+    member: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CompletedTurn:
     """What `ChatSession.send` returns: one user prompt answered, tools and all.
 
     `output` is the validated answer of a turn sent with an `output_type` (an instance of that
     type, or the parsed JSON for a JSON-schema dict); None without one, or when the turn hit
     its turn limit before answering. `text` leaves out answers that failed validation.
+    `answered_by` is the endpoint that answered (with a fallback chain, not always the
+    scope's own).
     """
 
     text: str
@@ -99,6 +112,7 @@ class CompletedTurn:
     finish_reason: FinishReason
     model_calls: int
     output: Any = None
+    answered_by: AnsweredBy | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib import resources
@@ -23,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from chatscope.adapters.storage.engine import database_answers
 from chatscope.config.loading import load_settings
 from chatscope.containers.application import ApplicationContainer
+from chatscope.containers.tracing import export_traces
 from chatscope.web.completions import completions_router
 from chatscope.web.errors import ApiError, BodyLimit, CatchAll, install_error_handlers
 from chatscope.web.sessions import sessions_router
@@ -58,10 +60,17 @@ def create_app(container: ApplicationContainer) -> FastAPI:
 
 def app_from_environment() -> FastAPI:
     """The app over settings read from the environment (and `CHATSCOPE_SERVE_ENV_FILE`): the
-    factory each `chatscope serve --workers N` process calls to build its own container."""
+    factory each `chatscope serve --workers N` process calls to build its own container, which
+    exports its own traces when `OTEL_*` variables ask."""
     env_file = os.environ.get(ENV_FILE_VARIABLE)
     settings = load_settings(Path(env_file) if env_file else None)
-    return create_app(ApplicationContainer(settings=settings, environ=dict(os.environ)))
+    container = ApplicationContainer(settings=settings, environ=dict(os.environ))
+    export_traces(container, os.environ, _warn)
+    return create_app(container)
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"chatscope: warning: {message}\n")
 
 
 def static_directory() -> Path:
@@ -73,6 +82,7 @@ def _lifespan(server: ServerState) -> Callable[[FastAPI], AbstractAsyncContextMa
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await _awaited(server.container.init_resources())
+        server.container.price_table()  # load the price table now, not in the first turn
         _announce(server)
         try:
             yield

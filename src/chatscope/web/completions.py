@@ -60,6 +60,7 @@ class EventStreamResponse(StreamingResponse):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.stream_response(send)
 
+
 _FINISH_REASONS = MappingProxyType(
     {
         FinishReason.STOP: "stop",

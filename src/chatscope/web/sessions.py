@@ -14,9 +14,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from chatscope.adapters.pricing import PriceTable, cost_json
 from chatscope.adapters.storage.catalog import SessionSummary
 from chatscope.services.events import (
     ChatEvent,
@@ -31,7 +32,7 @@ from chatscope.services.events import (
 from chatscope.services.frozen import thaw
 from chatscope.services.messages import Message, ToolCallBlock, ToolResultBlock, Usage
 from chatscope.services.runtime.state import AgentRuntimeState, new_id
-from chatscope.web.completions import SSE_HEADERS, finish_reason_of
+from chatscope.web.completions import EventStreamResponse, finish_reason_of
 from chatscope.web.errors import ApiError
 from chatscope.web.scopes import ModelChoice, resolve_model, scope_request
 from chatscope.web.tenancy import CallerDep, ServerDep, ServerState
@@ -123,7 +124,7 @@ async def delete_session(session_id: str, server: ServerDep, caller: CallerDep) 
 
 async def send_message(
     session_id: str, body: NewMessage, server: ServerDep, caller: CallerDep
-) -> StreamingResponse:
+) -> EventStreamResponse:
     """Run one turn of the session and stream its events."""
     summary = await server.catalog().get(session_id, caller.tenant)
     choice = _message_choice(server, body, summary)
@@ -139,8 +140,8 @@ async def send_message(
     feed = server.turns.start(
         chat, body.content, slot=slot, secret=caller.secret(), output_type=choice.output_type
     )
-    events = _events(feed, chat.context.state)
-    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+    events = _events(feed, chat.context.state, server.container.price_table())
+    return EventStreamResponse(events)
 
 
 def _resolve(server: ServerState, model: str | None, provider: str | None) -> ModelChoice:
@@ -156,12 +157,14 @@ def _message_choice(server: ServerState, body: NewMessage, summary: SessionSumma
     return _resolve(server, summary.model, summary.provider)
 
 
-async def _events(feed: TurnFeed, state: AgentRuntimeState) -> AsyncIterator[str]:
+async def _events(
+    feed: TurnFeed, state: AgentRuntimeState, prices: PriceTable
+) -> AsyncIterator[str]:
     async for item in feed:
         if isinstance(item, ApiError):
             yield sse_event("error", {"message": item.message, "type": item.kind})
             return
-        shown = event_of(item, state)
+        shown = event_of(item, state, prices)
         if shown is not None:
             yield sse_event(*shown)
 
@@ -171,8 +174,13 @@ def sse_event(name: str, data: dict[str, Any]) -> str:
     return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def event_of(event: ChatEvent, state: AgentRuntimeState) -> tuple[str, dict[str, Any]] | None:
-    """A chat event as the client sees it (name, data); None for what it is not shown."""
+def event_of(
+    event: ChatEvent, state: AgentRuntimeState, prices: PriceTable
+) -> tuple[str, dict[str, Any]] | None:
+    """A chat event as the client sees it (name, data); None for what it is not shown.
+
+    `usage` and `done` carry a `cost`: `{"amount": "0.0012", "currency": "USD"}`, or null when
+    the price table does not know the model or endpoint."""
     shown: tuple[str, dict[str, Any]] | None = None
     match event:
         case TextDelta(text=text) if text:
@@ -184,17 +192,18 @@ def event_of(event: ChatEvent, state: AgentRuntimeState) -> tuple[str, dict[str,
         case ToolResultEvent(result=result):
             shown = "tool_result", _result_json(result)
         case UsageEvent(usage=usage):
-            shown = "usage", _usage_json(usage)
+            shown = "usage", _usage_json(usage) | {"cost": _cost_json(usage, state, prices)}
         case TurnDone(turn=turn):
-            shown = "done", _done_json(turn, state)
+            shown = "done", _done_json(turn, state, prices)
     return shown
 
 
-def _done_json(turn: CompletedTurn, state: AgentRuntimeState) -> dict[str, Any]:
+def _done_json(turn: CompletedTurn, state: AgentRuntimeState, prices: PriceTable) -> dict[str, Any]:
     return {
         "text": turn.text,
         "finish_reason": finish_reason_of(turn.finish_reason),
         "usage": _usage_json(turn.usage),
+        "cost": _cost_json(turn.usage, state, prices),
         "provider": state.provider,
         "model": state.model,
         "session_id": state.session_id,
@@ -239,3 +248,8 @@ def _result_json(result: ToolResultBlock) -> dict[str, Any]:
 
 def _usage_json(usage: Usage) -> dict[str, int]:
     return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
+
+
+def _cost_json(usage: Usage, state: AgentRuntimeState, prices: PriceTable) -> dict[str, str] | None:
+    cost = prices.price(usage, provider=state.provider, model=state.model, base_url=state.base_url)
+    return cost_json(cost)

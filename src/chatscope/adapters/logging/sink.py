@@ -8,7 +8,7 @@ from typing import Any
 
 __all__ = ["StructlogSink"]
 
-_WARNINGS = frozenset({"api_error", "compression_failed"})
+_WARNINGS = frozenset({"api_error", "compression_failed", "provider_switch"})
 
 
 class StructlogSink:

@@ -1,11 +1,12 @@
 """The chat loop: `ChatSession`, how a model call is retried and its events assembled, the
-repair of tool-call pairs every request's history passes, and the typed output a turn may ask
-for. Other rooms use these public names.
+repair of tool-call pairs every request's history passes, the typed output a turn may ask
+for, and what a model call reports (`CallTelemetry`). Other rooms use these public names.
 """
 
 from __future__ import annotations
 
 from chatscope.services.chat.assembly import ResponseAssembler
+from chatscope.services.chat.call_telemetry import CallTelemetry
 from chatscope.services.chat.output import OutputSpec, output_spec, strict_json_schema
 from chatscope.services.chat.ports import Compressor
 from chatscope.services.chat.retry import (
@@ -26,6 +27,7 @@ from chatscope.services.chat.tool_pairs import (
 
 __all__ = [
     "INTERRUPTED_CALL_ERROR",
+    "CallTelemetry",
     "ChatSession",
     "Compressor",
     "OpenedStream",

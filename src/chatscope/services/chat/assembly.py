@@ -41,6 +41,11 @@ class ResponseAssembler:
         self.finish: FinishEvent | None = None
         self.first_event_at: float | None = None
 
+    def set_provider(self, provider: str) -> None:
+        """Name the provider whose stream this assembles, before its first event: the endpoint
+        of a fallback chain that answered, so its thinking blocks carry its name."""
+        self._provider = provider
+
     def add(self, event: ProviderEvent) -> None:
         """Take one event of the stream."""
         if self.first_event_at is None:

@@ -29,6 +29,7 @@ __all__ = [
     "RetryNotice",
     "RetryPolicy",
     "Sleep",
+    "is_transient",
     "open_stream",
     "should_retry",
     "stream_with_retry",
@@ -138,6 +139,12 @@ def should_retry(
     """
     if output_started or attempt >= policy.max_attempts:
         return False
+    return is_transient(error)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether `error` is a provider failure that another attempt (or, once a member's own
+    attempts are spent, another member of a fallback chain) may get past."""
     if not isinstance(error, ProviderError):
         return False
     return error.retryable and error.status not in _NEVER_RETRIED_STATUSES

@@ -13,6 +13,11 @@ A prompt sent with an `output_type` asks every call of its turn for that schema
 answer that is not valid JSON of the schema is sent back to the model with what was wrong, as a
 user message of the same turn, `output_retries` times; then the turn fails with
 `OutputValidationError` and, like any failed turn, stores nothing.
+
+Each turn is traced through the scope's tracer (`telemetry.tracer`): a turn trace, and under
+it one trace per model call (`CallTelemetry`) and per tool call. None is left ambient across a
+`yield`: the turn only around compression, a call only while its stream is opened, a tool call
+while it runs (so a subagent the `task` tool starts is traced under that call).
 """
 
 from __future__ import annotations
@@ -25,11 +30,14 @@ from typing import Any
 
 from chatscope.errors import OutputValidationError
 from chatscope.services.chat.assembly import ResponseAssembler
+from chatscope.services.chat.call_telemetry import CallTelemetry
+from chatscope.services.chat.fallback import ProviderSwitch, open_routed
 from chatscope.services.chat.output import InvalidAnswerError, OutputSpec, output_spec
 from chatscope.services.chat.ports import Compressor
-from chatscope.services.chat.retry import RetryNotice, RetryPolicy, open_stream
-from chatscope.services.chat.tool_pairs import repair_tool_pairs
+from chatscope.services.chat.retry import OpenedStream, RetryPolicy, open_stream
+from chatscope.services.chat.tool_pairs import ToolPairRepairer
 from chatscope.services.events import (
+    AnsweredBy,
     ChatEvent,
     CompletedTurn,
     FinishEvent,
@@ -41,7 +49,7 @@ from chatscope.services.messages import Message, Role, ToolCallBlock, ToolResult
 from chatscope.services.runtime.auth import AuthResolver
 from chatscope.services.runtime.context import AgentRuntimeContext
 from chatscope.services.runtime.invocation import ModelInvocation
-from chatscope.services.runtime.telemetry import RuntimeTelemetry
+from chatscope.services.runtime.tracing import TurnTrace
 
 __all__ = ["ChatSession"]
 
@@ -58,6 +66,7 @@ class ChatSession:
         "_lock",
         "_max_turns",
         "_output_retries",
+        "_pairs",
         "_retry",
         "_rng",
         "_sleep",
@@ -86,6 +95,8 @@ class ChatSession:
         self._compressor = compressor
         self._output_retries = output_retries
         self._lock = asyncio.Lock()
+        # Repairs each request's history, checking only what is new since the last one.
+        self._pairs = ToolPairRepairer()
 
     @property
     def context(self) -> AgentRuntimeContext:
@@ -122,49 +133,105 @@ class ChatSession:
         """The turn; without `deliver_events` only `TurnDone` is yielded (what `send` needs),
         so a turn does not pass each streamed token through a generator nobody reads."""
         async with self._lock:
-            await self._compress_if_due()
-            turn = _Turn(Message.user(text), expected, self._output_retries)
-            while turn.steps < self._max_turns:
-                assembler = ResponseAssembler(self._context.state.provider)
-                invocation = await self._invocation(turn.messages, expected)
-                with _CallTelemetry(self._context.telemetry, invocation, assembler) as call:
-                    opened = await open_stream(
-                        self._context.provider.get_active_provider(),
-                        invocation,
-                        self._retry,
-                        rng=self._rng,
-                        sleep=self._sleep,
-                        on_retry=call.retrying,
+            prompt = Message.user(text)
+            with self._context.telemetry.tracer.turn(prompt) as trace:
+                with trace.active():
+                    await self._compress_if_due()
+                turn = _Turn(prompt, expected, self._output_retries)
+                while turn.steps < self._max_turns:
+                    assembler = ResponseAssembler(self._context.state.provider)
+                    invocation = await self._invocation(turn.messages, expected)
+                    telemetry = self._context.telemetry
+                    with CallTelemetry(telemetry, invocation, assembler, trace) as call:
+                        with call.trace.active():
+                            opened = await self._open_stream(turn, invocation, assembler, call)
+                        try:
+                            # The first event, then the rest straight from the provider: no
+                            # layer in between, and events are assembled once the stream has
+                            # ended, since this loop runs once per streamed token.
+                            if opened.first is not None:
+                                first_at = time.perf_counter()
+                                received = [opened.first]
+                                if deliver_events and not isinstance(opened.first, FinishEvent):
+                                    yield opened.first
+                                async for event in opened.rest:
+                                    received.append(event)
+                                    if deliver_events and not isinstance(event, FinishEvent):
+                                        yield event
+                                assembler.add_all(received, first_at)
+                        finally:
+                            await opened.aclose()
+                    reply = turn.add_reply(assembler)
+                    if turn.is_over(reply):
+                        break
+                    # No calls: the answer was sent back for a typed output, to be asked again.
+                    results = (
+                        await self._run_tools(reply.tool_calls, trace) if reply.tool_calls else ()
                     )
-                    try:
-                        # The first event, then the rest straight from the provider: no layer
-                        # in between, and events are assembled once the stream has ended,
-                        # since this loop runs once per streamed token.
-                        if opened.first is not None:
-                            first_at = time.perf_counter()
-                            received = [opened.first]
-                            if deliver_events and not isinstance(opened.first, FinishEvent):
-                                yield opened.first
-                            async for event in opened.rest:
-                                received.append(event)
-                                if deliver_events and not isinstance(event, FinishEvent):
-                                    yield event
-                            assembler.add_all(received, first_at)
-                    finally:
-                        await opened.aclose()
-                reply = turn.add_reply(assembler)
-                if turn.is_over(reply):
-                    break
-                # No calls: the answer was sent back for a typed output, to be asked again.
-                results = await self._run_tools(reply.tool_calls) if reply.tool_calls else ()
-                if deliver_events:
-                    for result in results:
-                        yield ToolResultEvent(result)
-                turn.add_tool_results(results)
-            else:
-                turn.finish = FinishReason.MAX_TURNS
-            await self._context.history.append_turn(turn.messages, usage=turn.last_usage)
-            yield TurnDone(turn.completed())
+                    if deliver_events:
+                        for result in results:
+                            yield ToolResultEvent(result)
+                    turn.add_tool_results(results)
+                else:
+                    turn.finish = FinishReason.MAX_TURNS
+                await self._context.history.append_turn(turn.messages, usage=turn.last_usage)
+                completed = turn.completed()
+                trace.completed(completed)
+            yield TurnDone(completed)
+
+    async def _open_stream(
+        self,
+        turn: _Turn,
+        invocation: ModelInvocation,
+        assembler: ResponseAssembler,
+        call: CallTelemetry,
+    ) -> OpenedStream:
+        """Open the call's stream at the scope's own endpoint, or through its fallback chain
+        (`chat.fallback`); `turn` notes which endpoint answered."""
+        fallback = self._context.fallback
+        if fallback is None:
+            if turn.answered_by is None:
+                state = self._context.state
+                turn.answered_by = AnsweredBy(state.provider, state.model)
+            return await open_stream(
+                self._context.provider.get_active_provider(),
+                invocation,
+                self._retry,
+                rng=self._rng,
+                sleep=self._sleep,
+                on_retry=call.retrying,
+            )
+        routed = await open_routed(
+            fallback,
+            invocation,
+            self._retry,
+            resolve=self._auth.resolve,
+            sticky=turn.answered_by.member if turn.answered_by is not None else None,
+            rng=self._rng,
+            sleep=self._sleep,
+            on_retry=call.retrying,
+            on_switch=self._provider_switched,
+        )
+        turn.answered_by = routed.answered_by
+        call.answered(routed.answered_by)
+        assembler.set_provider(routed.answered_by.provider)
+        return routed.opened
+
+    def _provider_switched(self, switch: ProviderSwitch) -> None:
+        """A call of this scope moved to another member of its fallback chain: the one place
+        a switch is reported (a `provider_switch` event, and the same event on the call's
+        span, which is ambient while the call's stream is opened)."""
+        self._context.telemetry.tracer.provider_switched(
+            from_=switch.from_label, to=switch.to_label, reason=switch.reason, status=switch.status
+        )
+        self._context.telemetry.provider_switch(
+            from_=switch.from_label,
+            to=switch.to_label,
+            reason=switch.reason,
+            status=switch.status,
+            from_member=switch.from_member,
+            to_member=switch.to_member,
+        )
 
     async def _compress_if_due(self) -> None:
         """Compress history before the turn's first request, if its size calls for it."""
@@ -181,7 +248,7 @@ class ChatSession:
             model=state.model,
             base_url=state.base_url,
             credentials=self._auth.resolve(context.auth),
-            history=repair_tool_pairs((*await context.history.messages(), *pending)),
+            history=self._pairs.repair((*await context.history.messages(), *pending)),
             tools=context.tools.declarations(),
             model_params=state.model_params,
             ephemerals=context.ephemerals,
@@ -189,24 +256,29 @@ class ChatSession:
             output_schema=expected.schema if expected is not None else None,
         )
 
-    async def _run_tools(self, calls: tuple[ToolCallBlock, ...]) -> tuple[ToolResultBlock, ...]:
+    async def _run_tools(
+        self, calls: tuple[ToolCallBlock, ...], trace: TurnTrace
+    ) -> tuple[ToolResultBlock, ...]:
         """Run the calls of one reply at once (at most the policy's limit), results in call
-        order; cancelling the turn cancels every call still running."""
+        order, each traced under the turn's `trace`; cancelling the turn cancels every call
+        still running."""
         if len(calls) == 1:
-            return (await self._run_tool(calls[0]),)
+            return (await self._run_tool(calls[0], trace),)
         limit = asyncio.Semaphore(self._context.tools.policy.max_concurrent_calls)
 
         async def bounded(call: ToolCallBlock) -> ToolResultBlock:
             async with limit:
-                return await self._run_tool(call)
+                return await self._run_tool(call, trace)
 
         async with asyncio.TaskGroup() as group:
             running = [group.create_task(bounded(call)) for call in calls]
         return tuple(task.result() for task in running)
 
-    async def _run_tool(self, call: ToolCallBlock) -> ToolResultBlock:
+    async def _run_tool(self, call: ToolCallBlock, trace: TurnTrace) -> ToolResultBlock:
         started = time.perf_counter()
-        result = await self._context.tools.run(call)
+        with trace.tool_call(call) as span:
+            result = await self._context.tools.run(call)
+            span.completed(result)
         self._context.telemetry.tool_call(
             name=call.name,
             call_id=call.id,
@@ -224,6 +296,7 @@ class _Turn:
     """The messages and accounting of the turn in progress; nothing here touches history."""
 
     __slots__ = (
+        "answered_by",
         "answers",
         "expected",
         "finish",
@@ -253,11 +326,13 @@ class _Turn:
         self.answers = 0
         self.output: Any = None
         self.rejected: set[int] = set()  # indexes of answers that failed validation
+        self.answered_by: AnsweredBy | None = None  # the endpoint of the latest model call
 
     def add_reply(self, assembler: ResponseAssembler) -> Message:
+        """Keep the model's answer, even an empty one (say, cut at the output token limit):
+        the turn is stored as it happened, and user and assistant still alternate."""
         reply = assembler.message()
-        if reply.blocks:
-            self.messages.append(reply)
+        self.messages.append(reply)
         self.model_calls += 1
         self.steps += 1
         self.usage = self.usage + assembler.usage
@@ -313,58 +388,5 @@ class _Turn:
             finish_reason=self.finish,
             model_calls=self.model_calls,
             output=self.output,
-        )
-
-
-class _CallTelemetry:
-    """Reports one model call (all its attempts) through the scope's telemetry.
-
-    Entered around the streaming of one call: `api_request` on entry, then `api_response` with
-    usage, finish reason, duration and time to first token, or `api_error` if it failed. A
-    call abandoned by its caller (cancelled, stream closed) is neither.
-    """
-
-    __slots__ = ("_assembler", "_secret", "_started", "_telemetry", "attempt")
-
-    def __init__(
-        self, telemetry: RuntimeTelemetry, invocation: ModelInvocation, assembler: ResponseAssembler
-    ) -> None:
-        self._telemetry = telemetry
-        self._assembler = assembler
-        self._secret = invocation.credentials.secret()
-        self.attempt = 1
-        self._started = time.perf_counter()
-        telemetry.api_request(
-            message_count=len(invocation.history), tool_count=len(invocation.tools)
-        )
-
-    def __enter__(self) -> _CallTelemetry:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, _: object
-    ) -> None:
-        elapsed_ms = (time.perf_counter() - self._started) * 1000
-        if error is None:
-            self._completed(elapsed_ms)
-        elif isinstance(error, Exception):
-            self._telemetry.api_error(
-                duration_ms=elapsed_ms, error=error, attempt=self.attempt, secret=self._secret
-            )
-
-    def retrying(self, notice: RetryNotice) -> None:
-        self.attempt = notice.attempt + 1
-        elapsed_ms = (time.perf_counter() - self._started) * 1000
-        self._telemetry.api_error(
-            duration_ms=elapsed_ms, error=notice.error, attempt=notice.attempt, secret=self._secret
-        )
-
-    def _completed(self, elapsed_ms: float) -> None:
-        first = self._assembler.first_event_at
-        self._telemetry.api_response(
-            duration_ms=elapsed_ms,
-            usage=self._assembler.usage,
-            finish_reason=str(self._assembler.finish_reason),
-            attempt=self.attempt,
-            time_to_first_token_ms=(first - self._started) * 1000 if first else None,
+            answered_by=self.answered_by,
         )

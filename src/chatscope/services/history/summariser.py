@@ -16,7 +16,13 @@ from typing import Protocol, assert_never
 
 from chatscope.config.settings import Settings
 from chatscope.errors import ChatscopeError
-from chatscope.services.chat import ResponseAssembler, RetryPolicy, Sleep, stream_with_retry
+from chatscope.services.chat import (
+    CallTelemetry,
+    ResponseAssembler,
+    RetryPolicy,
+    Sleep,
+    stream_with_retry,
+)
 from chatscope.services.events import FinishReason
 from chatscope.services.messages import (
     Block,
@@ -33,6 +39,7 @@ from chatscope.services.runtime.invocation import ModelInvocation
 from chatscope.services.runtime.ports import ModelProvider
 
 __all__ = [
+    "SUMMARY_PURPOSE",
     "SUMMARY_SYSTEM_PROMPT",
     "ModelSummariser",
     "Summariser",
@@ -47,6 +54,9 @@ SUMMARY_SYSTEM_PROMPT = (
     "later turns may need (names, paths, values, errors), and what is still open. Use short "
     "paragraphs or bullet points, no preamble, and invent nothing."
 )
+
+SUMMARY_PURPOSE = "compression_summary"
+"""The `purpose` of a summary call's api events and span."""
 
 
 class SummaryError(ChatscopeError):
@@ -102,7 +112,9 @@ class ModelSummariser:
 
     The model is the scope's own provider and model unless the `compression` settings name
     others. The call carries no tools and no model params (a thinking budget could exceed the
-    summary's output cap), and `maxOutputTokens` is capped at `max_summary_tokens`.
+    summary's output cap), and `maxOutputTokens` is capped at `max_summary_tokens`. It reports
+    like any model call of the scope (api events, a span under the turn being compressed for),
+    with the purpose `compression_summary`.
     """
 
     __slots__ = ("_auth", "_catalog", "_retry", "_rng", "_settings", "_sleep")
@@ -129,12 +141,21 @@ class ModelSummariser:
         route = self._route(context)
         invocation = self._invocation(route, messages, context)
         assembler = ResponseAssembler(route.provider)
-        events = stream_with_retry(
-            route.adapter, invocation, self._retry, rng=self._rng, sleep=self._sleep
-        )
-        async with aclosing(events):
-            async for event in events:
-                assembler.add(event)
+        telemetry = context.telemetry
+        with CallTelemetry(
+            telemetry, invocation, assembler, telemetry.tracer, purpose=SUMMARY_PURPOSE
+        ) as call:
+            events = stream_with_retry(
+                route.adapter,
+                invocation,
+                self._retry,
+                rng=self._rng,
+                sleep=self._sleep,
+                on_retry=call.retrying,
+            )
+            async with aclosing(events):
+                async for event in events:
+                    assembler.add(event)
         if assembler.finish_reason is FinishReason.LENGTH:
             raise SummaryError(
                 "the summary was cut off at compression.max_summary_tokens "

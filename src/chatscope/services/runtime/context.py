@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from chatscope.config.ephemeral import EphemeralSettings
 from chatscope.errors import MissingProviderRuntimeError, UnknownProviderError
 from chatscope.services.runtime.auth import AuthSpec
+from chatscope.services.runtime.fallback import FallbackChain, ScopeFallback
 from chatscope.services.runtime.ports import (
     HistoryOpener,
     HistoryStore,
@@ -21,6 +22,7 @@ from chatscope.services.runtime.ports import (
 )
 from chatscope.services.runtime.state import AgentRuntimeState
 from chatscope.services.runtime.telemetry import RuntimeTelemetry
+from chatscope.services.runtime.tracing import NO_TRACING, TraceParent, Tracing
 from chatscope.services.tools.ports import ToolContext
 from chatscope.services.tools.registry import ToolRegistry
 from chatscope.services.tools.toolset import ToolSelection
@@ -54,7 +56,11 @@ class ProviderView:
 
 @dataclass(frozen=True, slots=True)
 class AgentRuntimeContext:
-    """Everything one chat or subagent owns, frozen for the scope's life."""
+    """Everything one chat or subagent owns, frozen for the scope's life.
+
+    `fallback` is the scope's view of its fallback chain, when it has one: the chain decides
+    which endpoint answers each model call (`chatscope.services.runtime.fallback`).
+    """
 
     state: AgentRuntimeState
     ephemerals: EphemeralSettings
@@ -64,6 +70,7 @@ class AgentRuntimeContext:
     tools: ToolRegistry
     auth: AuthSpec
     system_prompt: str | None = None
+    fallback: ScopeFallback | None = None
 
     @property
     def runtime_id(self) -> str:
@@ -86,11 +93,17 @@ def create_agent_runtime_context(
     ephemerals: EphemeralSettings | None = None,
     system_prompt: str | None = None,
     allowed_tools: tuple[str, ...] | None = None,
+    tracing: Tracing = NO_TRACING,
+    trace_parent: TraceParent | None = None,
+    fallback: FallbackChain | None = None,
 ) -> AgentRuntimeContext:
     """Assemble a context from explicit parts; raises naming every missing part (REQ-SP4-001).
 
     `ephemerals` defaults to the seed defaults, which are constants, not shared state;
-    `allowed_tools` narrows the tool registry (a subagent profile's allow-list).
+    `allowed_tools` narrows the tool registry (a subagent profile's allow-list). `tracing`
+    makes the scope's tracer, whose turns are children of `trace_parent` when one is given (a
+    subagent's, the `task` call that started it); by default nothing is traced. `fallback` is
+    the chain the scope's model calls go through, its own endpoint first.
     """
     if (
         state is None
@@ -104,15 +117,19 @@ def create_agent_runtime_context(
         parts |= {"telemetry_sink": telemetry_sink, "providers": providers, "auth": auth}
         missing = [name for name, value in parts.items() if value is None]
         raise MissingProviderRuntimeError(missing, runtime_id=state.runtime_id if state else None)
+    adapter = providers.create(state.provider)
     return AgentRuntimeContext(
         state=state,
         ephemerals=ephemerals if ephemerals is not None else EphemeralSettings(),
         history=history,
-        telemetry=RuntimeTelemetry(telemetry_sink, state),
-        provider=ProviderView(providers.create(state.provider)),
+        telemetry=RuntimeTelemetry(
+            telemetry_sink, state, tracing.scope_tracer(state, parent=trace_parent)
+        ),
+        provider=ProviderView(adapter),
         tools=tools.restricted_to(allowed_tools),
         auth=auth,
         system_prompt=system_prompt,
+        fallback=None if fallback is None else ScopeFallback(fallback, adapter, providers.create),
     )
 
 

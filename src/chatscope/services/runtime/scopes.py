@@ -16,13 +16,20 @@ from pydantic import SecretStr
 
 from chatscope.config.ephemeral import EphemeralSettings
 from chatscope.config.presets import Preset
-from chatscope.config.settings import Settings
+from chatscope.config.settings import FallbackSettings, Settings
 from chatscope.errors import ConfigurationError
 from chatscope.services.frozen import FrozenDict, deep_freeze
 from chatscope.services.runtime.auth import AuthSpec
 from chatscope.services.runtime.context import AgentRuntimeContext
+from chatscope.services.runtime.fallback import (
+    ChainConfig,
+    ChainMember,
+    FallbackChain,
+    FallbackChains,
+)
 from chatscope.services.runtime.ports import HistoryStore
 from chatscope.services.runtime.state import AgentRuntimeState, new_id
+from chatscope.services.runtime.tracing import TraceParent
 from chatscope.services.tools.ports import Approver, Tool
 from chatscope.services.tools.toolset import ToolSelection, freeze_headers
 
@@ -43,6 +50,8 @@ class BuildContext(Protocol):
         tool_selection: ToolSelection,
         owner: str | None = None,
         history: HistoryStore | None = None,
+        trace_parent: TraceParent | None = None,
+        fallback: FallbackChain | None = None,
     ) -> AgentRuntimeContext:
         """Build one context."""
         ...
@@ -81,7 +90,9 @@ class ScopeRequest:
     subagent without one asks its parent's). `owner` names whose session `session_id` is (a
     server's tenant): the scope opens that owner's session only. `history` is a history the
     caller opened itself (say, a stateless request's earlier messages, in memory), used instead
-    of opening the session's; it belongs to this one scope.
+    of opening the session's; it belongs to this one scope. `trace_parent` is the span this
+    scope's turns are traced under (a subagent's: the parent's `task` call). `fallback` is the
+    chain a subagent profile asks for (its own endpoint first, then these members).
     """
 
     provider: str | None = None
@@ -104,6 +115,8 @@ class ScopeRequest:
     approver: Approver | None = field(default=None, compare=False)
     owner: str | None = None
     history: HistoryStore | None = field(default=None, compare=False, repr=False)
+    trace_parent: TraceParent | None = field(default=None, compare=False, repr=False)
+    fallback: FallbackSettings | None = None
 
     @classmethod
     def from_preset(cls, preset: Preset, **fields: Any) -> ScopeRequest:
@@ -139,9 +152,13 @@ class ScopeRequest:
 
 
 def _session_parts(request: ScopeRequest) -> dict[str, Any]:
-    """The request's owner and history, when it names them: a `BuildContext` written before
-    they existed keeps working for requests that do not."""
-    parts = {"owner": request.owner, "history": request.history}
+    """The request's owner, history and trace parent, when it names them: a `BuildContext`
+    written before they existed keeps working for requests that do not."""
+    parts = {
+        "owner": request.owner,
+        "history": request.history,
+        "trace_parent": request.trace_parent,
+    }
     return {name: value for name, value in parts.items() if value is not None}
 
 
@@ -150,19 +167,26 @@ class ScopeFactory:
 
     `scope_tools`, when given, binds tools to each scope once it is built; it receives this
     factory, so the `task` tool builds its subagents exactly as its parent was built.
+
+    A scope gets a fallback chain from its request (a subagent profile's `[fallback]`) or, a
+    foreground scope on the default endpoint (no provider, model, endpoint or key of its own
+    that differs from the settings' defaults), from the settings' `fallback`. Its state is
+    taken from `chains`, the application's (a fresh one per scope without it).
     """
 
-    __slots__ = ("_build_context", "_scope_tools", "_settings")
+    __slots__ = ("_build_context", "_chains", "_scope_tools", "_settings")
 
     def __init__(
         self,
         settings: Settings,
         build_context: BuildContext,
         scope_tools: ScopeTools | None = None,
+        chains: FallbackChains | None = None,
     ) -> None:
         self._settings = settings
         self._build_context = build_context
         self._scope_tools = scope_tools
+        self._chains = chains
 
     def foreground(self, request: ScopeRequest | None = None) -> AgentRuntimeContext:
         """A fresh top-level scope: new runtime id, new history, new telemetry binding."""
@@ -218,10 +242,43 @@ class ScopeFactory:
                 approver=request.approver or (parent.tools.approver if parent else None),
             ),
             **_session_parts(request),
+            **self._fallback_parts(request, state, auth, parent),
         )
         if self._scope_tools is None:
             return context
         return self._scope_tools.bind(context, scopes=self, allowed_tools=request.allowed_tools)
+
+    def _fallback_parts(
+        self,
+        request: ScopeRequest,
+        state: AgentRuntimeState,
+        auth: AuthSpec,
+        parent: AgentRuntimeContext | None,
+    ) -> dict[str, Any]:
+        """`{"fallback": chain}` for a scope that has a chain, else nothing (so that a
+        `BuildContext` written before chains existed keeps working)."""
+        spec = request.fallback
+        if spec is None and parent is None and self._on_default_endpoint(request, state):
+            spec = self._settings.fallback
+        if spec is None or spec.mode == "off":
+            return {}
+        own = ChainMember(state.provider, state.model, state.base_url, auth)
+        config = ChainConfig.create(spec, own=own, settings=self._settings)
+        chains = self._chains if self._chains is not None else FallbackChains()
+        return {"fallback": chains.chain(config)}
+
+    def _on_default_endpoint(self, request: ScopeRequest, state: AgentRuntimeState) -> bool:
+        """Whether the scope runs on the settings' default provider, model and endpoint, with
+        the default key sources: the scopes the settings' fallback chain is for."""
+        own_key = (request.api_key, request.key_file, request.api_key_env, request.key_variables)
+        if any(source is not None for source in own_key) or request.auth_required is not None:
+            return False
+        default = self._settings.provider
+        return (state.provider, state.model, state.base_url) == (
+            default,
+            self._settings.model_for(default),
+            self._settings.providers.get(default).base_url,
+        )
 
     def _plain_tools(self, allowed: tuple[str, ...] | None) -> tuple[str, ...] | None:
         """The allow-list without the names `scope_tools` binds itself."""

@@ -2,7 +2,12 @@
 
 Every event is enriched with the scope's metadata (session, runtime, provider, model, auth type,
 parent runtime and subagent name) and a timestamp before it reaches the sink. Nothing secret is
-part of the metadata, and error texts pass through `redact_secrets`.
+part of the metadata, and error texts pass through `redact_secrets`. A model call made for
+something other than the turn itself (a compression summary) adds `labels` to its api events:
+its purpose, and its own provider and model where they differ from the scope's.
+
+The scope's tracer (`tracer`, the tracing port) travels with its telemetry: events go to the
+sink, spans to the tracer.
 """
 
 from __future__ import annotations
@@ -12,21 +17,27 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from chatscope.errors import ProviderError, redact_secrets
+from chatscope.errors import ProviderError, redact_secrets, scrub_secret
 from chatscope.services.messages import Usage
 from chatscope.services.runtime.ports import TelemetrySink
 from chatscope.services.runtime.state import AgentRuntimeState
+from chatscope.services.runtime.tracing import NO_TRACER, ScopeTracer
 
 __all__ = ["RecordingSink", "RuntimeTelemetry"]
+
+_NO_LABELS: Mapping[str, str] = MappingProxyType({})
 
 
 class RuntimeTelemetry:
     """Emits the scope's events: model calls, tool calls, and history compression."""
 
-    __slots__ = ("_sink", "metadata")
+    __slots__ = ("_sink", "metadata", "tracer")
 
-    def __init__(self, sink: TelemetrySink, state: AgentRuntimeState) -> None:
+    def __init__(
+        self, sink: TelemetrySink, state: AgentRuntimeState, tracer: ScopeTracer = NO_TRACER
+    ) -> None:
         self._sink = sink
+        self.tracer = tracer
         self.metadata: Mapping[str, str | None] = MappingProxyType(
             {
                 "session_id": state.session_id,
@@ -39,10 +50,21 @@ class RuntimeTelemetry:
             }
         )
 
-    def api_request(self, *, message_count: int, tool_count: int, attempt: int = 1) -> None:
+    def api_request(
+        self,
+        *,
+        message_count: int,
+        tool_count: int,
+        attempt: int = 1,
+        labels: Mapping[str, str] = _NO_LABELS,
+    ) -> None:
         """A model call is about to be sent."""
         self._emit(
-            "api_request", message_count=message_count, tool_count=tool_count, attempt=attempt
+            "api_request",
+            message_count=message_count,
+            tool_count=tool_count,
+            attempt=attempt,
+            **labels,
         )
 
     def api_response(
@@ -53,6 +75,7 @@ class RuntimeTelemetry:
         finish_reason: str,
         attempt: int = 1,
         time_to_first_token_ms: float | None = None,
+        labels: Mapping[str, str] = _NO_LABELS,
     ) -> None:
         """A model call completed."""
         self._emit(
@@ -65,6 +88,7 @@ class RuntimeTelemetry:
             reasoning_tokens=usage.reasoning_tokens,
             finish_reason=finish_reason,
             attempt=attempt,
+            **labels,
         )
 
     def api_error(
@@ -74,11 +98,14 @@ class RuntimeTelemetry:
         error: BaseException,
         attempt: int = 1,
         secret: str | None = None,
+        retry_in: float | None = None,
+        labels: Mapping[str, str] = _NO_LABELS,
     ) -> None:
-        """A model call failed (possibly to be retried); `secret`, the call's key, is blanked
-        out of the error text wherever it appears, whatever its shape."""
+        """A model call failed; `retry_in` is the wait in seconds before it is tried again (None:
+        it is not). `secret`, the call's key, is blanked out of the error text wherever it
+        appears, whatever its shape (`scrub_secret`)."""
         category = getattr(error, "category", None)
-        text = str(error).replace(secret, "[REDACTED]") if secret else str(error)
+        text = scrub_secret(str(error), secret)
         self._emit(
             "api_error",
             duration_ms=round(duration_ms, 3),
@@ -88,6 +115,8 @@ class RuntimeTelemetry:
             status=error.status if isinstance(error, ProviderError) else None,
             retryable=error.retryable if isinstance(error, ProviderError) else False,
             attempt=attempt,
+            retry_in=_rounded(retry_in),
+            **labels,
         )
 
     def tool_call(
@@ -146,6 +175,28 @@ class RuntimeTelemetry:
             tokens=tokens,
             threshold_tokens=threshold_tokens,
             retry_after_turns=retry_after_turns,
+        )
+
+    def provider_switch(
+        self,
+        *,
+        from_: str,
+        to: str,
+        reason: str,
+        status: int | None = None,
+        from_member: int | None = None,
+        to_member: int | None = None,
+    ) -> None:
+        """A model call moved from one endpoint of the scope's fallback chain to another:
+        `from` and `to` are `provider:model` labels (never a key or endpoint), `reason` the
+        failure's category or `circuit_open`."""
+        self._emit(
+            "provider_switch",
+            **{"from": from_, "to": to},
+            reason=reason,
+            status=status,
+            from_member=from_member,
+            to_member=to_member,
         )
 
     def _emit(self, event: str, **fields: Any) -> None:

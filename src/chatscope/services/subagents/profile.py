@@ -10,10 +10,12 @@ from typing import Any
 from pydantic import SecretStr
 
 from chatscope.config.profiles import ProfileSpec
+from chatscope.config.settings import FallbackSettings
 from chatscope.errors import ConfigurationError
 from chatscope.services.frozen import FrozenDict, deep_freeze
 from chatscope.services.runtime.context import AgentRuntimeContext
 from chatscope.services.runtime.scopes import ScopeFactory, ScopeRequest
+from chatscope.services.runtime.tracing import TraceParent
 
 __all__ = ["SubAgentScope", "SubagentProfile"]
 
@@ -25,7 +27,8 @@ class SubagentProfile:
     `allowed_tools` None means every tool of the scope, `mcp_servers` None every MCP server;
     `api_key_env` names an environment variable looked up (before the provider's standard ones)
     at each call. `output_schema` (a JSON schema, deeply frozen) asks each run for a typed
-    answer, validated like any chat's `output_type`.
+    answer, validated like any chat's `output_type`. `fallback` gives its scope a chain: the
+    profile's own endpoint first, then the members.
     """
 
     name: str
@@ -44,6 +47,7 @@ class SubagentProfile:
     description: str = ""
     output_schema: FrozenDict | None = None
     mcp_servers: tuple[str, ...] | None = None
+    fallback: FallbackSettings | None = None
 
     @classmethod
     def create(cls, *, name: str, provider: str, model: str, **options: Any) -> SubagentProfile:
@@ -81,10 +85,13 @@ class SubagentProfile:
             description=spec.description,
             output_schema=spec.output_schema,
             mcp_servers=spec.mcp_servers,
+            fallback=spec.fallback,
         )
 
-    def scope_request(self, scope_name: str) -> ScopeRequest:
-        """The scope this profile asks for, named `scope_name`."""
+    def scope_request(
+        self, scope_name: str, *, trace_parent: TraceParent | None = None
+    ) -> ScopeRequest:
+        """The scope this profile asks for, named `scope_name`, traced under `trace_parent`."""
         return ScopeRequest(
             provider=self.provider,
             model=self.model,
@@ -98,6 +105,8 @@ class SubagentProfile:
             allowed_tools=self.allowed_tools,
             subagent_name=scope_name,
             mcp_servers=self.mcp_servers,
+            trace_parent=trace_parent,
+            fallback=self.fallback,
         )
 
 
@@ -118,8 +127,11 @@ class SubAgentScope:
         *,
         scopes: ScopeFactory,
     ) -> SubAgentScope:
-        """Build the subagent's scope; `parent` is only read (its runtime id and ephemerals)."""
-        context = scopes.subagent(profile.scope_request(name), parent)
+        """Build the subagent's scope; `parent` is only read (its runtime id, its ephemerals and
+        the span it is in now, which the subagent's spans are traced under: inside the `task`
+        tool, that call's span)."""
+        request = profile.scope_request(name, trace_parent=parent.telemetry.tracer.here())
+        context = scopes.subagent(request, parent)
         return cls(name=name, profile=profile, runtime_context=context)
 
     @property

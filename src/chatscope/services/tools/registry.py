@@ -113,6 +113,12 @@ class ToolRegistry:
         if tool is None:
             known = ", ".join(self._tools) or "none"
             return _error(call, f"unknown tool {call.name!r}; available tools: {known}")
+        if call.arguments_error is not None:
+            return _error(
+                call,
+                f"the arguments of {call.name} could not be read: {call.arguments_error}; "
+                "it was not run. Call it again with its arguments as one JSON object",
+            )
         try:
             return ToolResultBlock(call.id, call.name, result=await self._call(tool, call))
         except ToolError as exc:
