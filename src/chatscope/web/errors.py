@@ -33,6 +33,7 @@ from chatscope.errors import (
     UnknownProviderError,
     UnknownSessionError,
     redact_secrets,
+    scrub_secret,
 )
 
 __all__ = [
@@ -100,10 +101,9 @@ def _default_kind(status: int) -> str:
 
 
 def scrub(text: str, secret: str | None) -> str:
-    """`text` with `secret` (a provider key) and anything shaped like a key blanked out."""
-    if secret:
-        text = text.replace(secret, "[REDACTED]")
-    return redact_secrets(text)
+    """`text` with `secret` (a provider key) and anything shaped like a key blanked out; a
+    key too short to be one is not blanked wherever its letters occur (`scrub_secret`)."""
+    return redact_secrets(scrub_secret(text, secret))
 
 
 def api_error_of(exc: BaseException, secret: str | None = None) -> ApiError:
