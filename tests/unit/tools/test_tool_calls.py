@@ -222,3 +222,25 @@ async def test_the_scope_passes_its_identity_to_every_call() -> None:
     assert (caller.runtime_id, caller.session_id) == (context.runtime_id, context.state.session_id)
     assert (caller.provider, caller.model) == (context.state.provider, context.state.model)
     assert "key" not in " ".join(ToolContext.__dataclass_fields__)
+
+
+@given(names=st.lists(st.sampled_from(["a", "b", "sleep", "echo"]), unique=True, max_size=4))
+async def test_an_unknown_tool_is_answered_with_the_tools_there_are(names: list[str]) -> None:
+    registry = ToolRegistry([SleepTool(name) for name in names], caller=CALLER)
+    result = await registry.run(ToolCallBlock.create("c1", "rm_rf", {}))
+    known = ", ".join(names) or "none"
+    assert (result.call_id, result.name, result.result) == ("c1", "rm_rf", None)
+    assert result.error == f"unknown tool 'rm_rf'; available tools: {known}"
+
+
+async def test_arguments_that_could_not_be_read_are_answered_and_the_tool_is_not_run() -> None:
+    tool = SleepTool()
+    registry = ToolRegistry([tool], caller=CALLER)
+    call = ToolCallBlock.from_json("c2", "sleep", '{"seconds": 0.1')
+    result = await registry.run(call)
+    assert (result.call_id, result.name, result.result) == ("c2", "sleep", None)
+    assert result.error == (
+        f"the arguments of sleep could not be read: {call.arguments_error}; it was not run. "
+        "Call it again with its arguments as one JSON object"
+    )
+    assert tool.finished == 0
