@@ -276,3 +276,22 @@ async def test_console_format_is_honoured_off_a_terminal(
     [line] = [line for line in capsys.readouterr().err.splitlines() if "api_request" in line]
     assert not line.lstrip().startswith("{")
     assert "info" in re.sub(r"\x1b\[[0-9;]*m", "", line)
+
+
+def test_a_scope_lists_the_workspace_tools_before_the_applications(tmp_path: Path) -> None:
+    """The registry's order is the workspace's tools, then the application's own."""
+    from dependency_injector import providers
+
+    from chatscope import tool
+
+    @tool
+    def zeta_tool(text: str) -> str:
+        """Echo the text."""
+        return text
+
+    app = _app(tmp_path)
+    app.tools.application_tools.override(providers.List(providers.Object(zeta_tool)))
+    names = app.runtime.scopes().foreground().tools.names()
+    workspace = tuple(app.tools.workspace_toolkit().names())
+    assert names[: len(workspace)] == workspace
+    assert "zeta_tool" in names[len(workspace) :]
