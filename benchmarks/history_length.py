@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from turn_overhead import raw_completion
 
 from chatscope.config.settings import ExplicitSettings
 from chatscope.containers import ApplicationContainer
@@ -94,25 +95,7 @@ def raw_conversation(http: httpx.AsyncClient, url: str, prior: list[dict[str, An
 
     async def request() -> str:
         messages.append({"role": "user", "content": PROMPT})
-        body = {
-            "model": MODEL,
-            "messages": messages,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        pieces = []
-        async with http.stream("POST", f"{url}/chat/completions", json=body) as response:
-            async for line in response.aiter_lines():
-                if not line.startswith("data: "):
-                    continue
-                data = line[6:]
-                if data == "[DONE]":
-                    continue  # read on to the end so the connection goes back to the pool
-                for choice in json.loads(data)["choices"]:
-                    content = choice["delta"].get("content")
-                    if content:
-                        pieces.append(content)
-        answer = "".join(pieces)
+        answer = await raw_completion(http, url, messages, MODEL)
         messages.append({"role": "assistant", "content": answer})
         return answer
 

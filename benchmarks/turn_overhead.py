@@ -40,9 +40,16 @@ PROMPT = "Say twenty tokens."
 
 async def raw_turn(client: httpx.AsyncClient, url: str) -> str:
     """The baseline: one POST, the SSE read line by line, deltas joined by hand."""
+    return await raw_completion(client, url, [{"role": "user", "content": PROMPT}])
+
+
+async def raw_completion(
+    client: httpx.AsyncClient, url: str, messages: list[dict[str, Any]], model: str = "bench-model"
+) -> str:
+    """One streamed Chat Completions request of `messages`, read by hand; the answer's text."""
     body = {
-        "model": "bench-model",
-        "messages": [{"role": "user", "content": PROMPT}],
+        "model": model,
+        "messages": messages,
         "stream": True,
         "stream_options": {"include_usage": True},
     }
