@@ -314,6 +314,73 @@ async def test_reads_run_while_a_write_transaction_is_open(sqlite_database: Data
     assert await sqlite_database.read(partial(stored, run)) == [1, 2, 3]
 
 
+# --- connections held on the loop (SQLite) --------------------------------------------------
+
+
+def driver_connection(connection: Connection) -> int:
+    """Which DBAPI connection a unit of work ran on."""
+    return id(connection.connection.driver_connection)
+
+
+def the_connection(connection: Connection) -> Connection:
+    """The SQLAlchemy connection a unit of work ran on (kept alive by the caller)."""
+    return connection
+
+
+async def test_units_of_work_on_the_loop_reuse_one_connection_per_kind(
+    sqlite_database: Database,
+) -> None:
+    """Writes share one held connection and reads another: no pool checkout per transaction."""
+    writes = [await sqlite_database.write(driver_connection) for _ in range(4)]
+    reads = [await sqlite_database.read(driver_connection) for _ in range(4)]
+    assert len(set(writes)) == len(set(reads)) == 1
+    assert writes[0] != reads[0]
+    pool = sqlite_database.sync_engine.pool
+    assert isinstance(pool, QueuePool)
+    assert pool.checkedout() == 2
+
+
+async def test_a_failed_unit_of_work_gives_up_its_held_connection(
+    sqlite_database: Database,
+) -> None:
+    """After a transaction that raised, the next runs on a fresh connection, and only the
+    failed one's writes are missing."""
+    run = new_run()
+    before = await sqlite_database.write(the_connection)
+
+    def refused(connection: Connection) -> None:
+        append(run, [1], connection)
+        raise RefusedError
+
+    with pytest.raises(RefusedError):
+        await sqlite_database.write(refused)
+    await sqlite_database.write(partial(append, run, [2]))
+    after = await sqlite_database.write(the_connection)
+    assert after is not before
+    assert before.closed
+    assert committed(sqlite_database, run) == [2]
+
+
+async def test_a_unit_of_work_from_another_thread_runs_on_a_pooled_connection(
+    sqlite_database: Database,
+) -> None:
+    """An event loop on another thread never shares the held connections of the first."""
+    run = new_run()
+    await sqlite_database.write(partial(append, run, [1]))
+    mine = await sqlite_database.write(driver_connection)
+
+    def elsewhere() -> int:
+        async def work() -> int:
+            await sqlite_database.write(partial(append, run, [2]))
+            return await sqlite_database.write(driver_connection)
+
+        return asyncio.run(work())
+
+    theirs = await asyncio.to_thread(elsewhere)
+    assert theirs != mine
+    assert await sqlite_database.read(partial(stored, run)) == [1, 2]
+
+
 # --- the end --------------------------------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ rolled back, so whatever a caller keeps in memory never disagrees with what was 
 from __future__ import annotations
 
 import asyncio
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -93,7 +94,15 @@ class SqliteDatabase(Database):
     process can lock it.
     """
 
-    __slots__ = ("_checkpoint", "_every", "_on_loop", "_since", "_thread", "_waiting")
+    __slots__ = (
+        "_checkpoint",
+        "_every",
+        "_held",
+        "_on_loop",
+        "_since",
+        "_thread",
+        "_waiting",
+    )
 
     def __init__(self, *, on_loop: Engine, waiting: Engine, checkpoint_every: int = 512) -> None:
         self._on_loop = on_loop
@@ -103,6 +112,7 @@ class SqliteDatabase(Database):
         self._every = checkpoint_every if waiting is not on_loop else 0
         self._since = 0
         self._checkpoint: Future[None] | None = None
+        self._held = _HeldConnections(on_loop)
 
     @property
     def url(self) -> URL:
@@ -123,12 +133,13 @@ class SqliteDatabase(Database):
     async def dispose(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self._thread.shutdown)
         # On the loop's thread: an in-memory database's one connection belongs to it.
+        self._held.close()
         self._on_loop.dispose()
         self._waiting.dispose()
 
     async def _run(self, work: UnitOfWork[T], *, writes: bool) -> T:
         try:
-            return _transaction(self._on_loop, work, writes)
+            return self._held.transaction(work, writes)
         except OperationalError as exc:
             if self._waiting is self._on_loop or not _is_busy(exc):
                 raise
@@ -193,6 +204,50 @@ def _checkpoint(engine: Engine) -> None:
         connection.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
     finally:
         connection.close()
+
+
+class _HeldConnections:
+    """The on-loop connections of a `SqliteDatabase`: one for reads, one for writes, each kept
+    between transactions, since on the loop one transaction runs at a time.
+
+    Checking a connection out of the pool and returning it (with its reset) for every
+    transaction cost as much as the transaction's statements. A connection is held by the
+    thread that opened it; any other thread runs its transaction on a pooled connection, as
+    does a transaction that fails (its connection is closed, and the next opens another).
+    """
+
+    __slots__ = ("_connections", "_engine", "_thread")
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._thread: int | None = None
+        self._connections: dict[bool, Connection] = {}
+
+    def transaction(self, work: UnitOfWork[T], writes: bool) -> T:
+        """Run `work` in one transaction on the held connection for `writes`."""
+        if self._thread is None:
+            self._thread = threading.get_ident()
+        elif self._thread != threading.get_ident():
+            return _transaction(self._engine, work, writes)
+        connection = self._connections.get(writes)
+        if connection is None:
+            connection = self._engine.connect()
+            if writes:
+                connection.execution_options(**{WRITE_OPTION: True})
+            self._connections[writes] = connection
+        try:
+            with connection.begin():
+                return work(connection)
+        except BaseException:
+            del self._connections[writes]
+            connection.close()
+            raise
+
+    def close(self) -> None:
+        """Give the held connections back (on the thread that holds them)."""
+        connections, self._connections = self._connections, {}
+        for connection in connections.values():
+            connection.close()
 
 
 def _transaction(engine: Engine, work: UnitOfWork[T], writes: bool) -> T:
