@@ -132,6 +132,13 @@ class SqlHistoryStore:
             self.label(provider=provider, model=model)
         self._lock = asyncio.Lock()
 
+    def mark_new_session(self) -> None:
+        """The session id was made just now, for this store's scope: nothing is stored under it,
+        so the first turn creates the session without reading it first. (Were the id taken
+        after all, the session's creation collides and the turn is written as to any other.)"""
+        if self._view is None:
+            self._view, self._row = _View(), False
+
     def label(self, *, provider: str, model: str) -> None:
         """Record which provider and model continue this session; saved with the next write."""
         self._label = {"provider": provider, "model": model}
@@ -175,7 +182,7 @@ class SqlHistoryStore:
     def _write_turn(
         self, turn: tuple[Message, ...], usage: Usage | None, connection: Connection
     ) -> None:
-        now, title = utc_now(), session_title(turn)
+        now = utc_now()
         if self._row is False:
             # Read as absent: create it straight away. Should another writer have created it
             # meanwhile, the insert collides and the retry takes the general path below.
@@ -185,7 +192,7 @@ class SqlHistoryStore:
             return
         bump = BUMP_LABELLED_TURN if self._label else BUMP_TURN
         parameters = {"p_session": self.session_id, "p_owner": self._owner, "p_now": now}
-        parameters |= {"p_added": len(turn), "p_title": title}
+        parameters |= {"p_added": len(turn), "p_title": session_title(turn)}
         parameters |= {f"p_{key}": value for key, value in self._label.items()}
         row = connection.execute(bump, parameters).first()
         if row is None:

@@ -31,7 +31,12 @@ class ModelProvider(Protocol):
 
 @runtime_checkable
 class HistoryStore(Protocol):
-    """The history of one scope. A turn is stored whole or not at all."""
+    """The history of one scope. A turn is stored whole or not at all.
+
+    A store that reads its session from elsewhere may also offer `mark_new_session()`: a
+    scope whose session id was made for it calls it right after opening the store, since
+    nothing can be stored under that id yet, and the store may then skip its first read.
+    """
 
     async def messages(self) -> tuple[Message, ...]:
         """Every stored message, oldest first."""

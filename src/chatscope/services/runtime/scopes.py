@@ -8,6 +8,7 @@ and changes nothing: building a subagent never touches its parent (REQ-STAT6-003
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -162,6 +163,14 @@ def _session_parts(request: ScopeRequest) -> dict[str, Any]:
     return {name: value for name, value in parts.items() if value is not None}
 
 
+def _mark_new_session(history: HistoryStore) -> None:
+    """Tell a store that offers `mark_new_session` (see `HistoryStore`) that its session id
+    was made for this scope just now, so nothing can be stored under it yet."""
+    mark: Callable[[], None] | None = getattr(history, "mark_new_session", None)
+    if mark is not None:
+        mark()
+
+
 class ScopeFactory:
     """Builds foreground and subagent runtime contexts from one settings snapshot.
 
@@ -244,6 +253,8 @@ class ScopeFactory:
             **_session_parts(request),
             **self._fallback_parts(request, state, auth, parent),
         )
+        if request.session_id is None and request.history is None:
+            _mark_new_session(context.history)
         if self._scope_tools is None:
             return context
         return self._scope_tools.bind(context, scopes=self, allowed_tools=request.allowed_tools)
