@@ -47,6 +47,17 @@ _BLOCK_TYPES: Mapping[str, type[Block]] = MappingProxyType(
 _TAGS: Mapping[type[Block], str] = MappingProxyType({cls: tag for tag, cls in _BLOCK_TYPES.items()})
 
 
+# Each block kind's fields as (name, default) pairs, read once: `dataclasses.fields` per block
+# cost more than the block's encoding.
+_FIELD_DEFAULTS: Mapping[type[Block], tuple[tuple[str, Any], ...]] = MappingProxyType(
+    {kind: tuple((spec.name, spec.default) for spec in dataclasses.fields(kind)) for kind in _TAGS}
+)
+_USAGE_FIELDS = tuple(spec.name for spec in dataclasses.fields(Usage))
+# One compact encoder (its options only, nothing it encodes stays in it): `json.dumps` with
+# options builds an encoder per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 # What a block field may hold, by its annotation; a field of any other annotation is not checked.
 _VALUE_TYPES: Mapping[str, type | tuple[type, ...]] = MappingProxyType(
     {"str": str, "str | None": (str, type(None)), "FrozenDict": Mapping}
@@ -84,7 +95,7 @@ def decode_message(text: str) -> Message:
 
 def encode_usage(usage: Usage) -> str:
     """Usage as compact JSON text."""
-    return _dumps(dataclasses.asdict(usage))
+    return _dumps({name: getattr(usage, name) for name in _USAGE_FIELDS})
 
 
 def decode_usage(text: str) -> Usage:
@@ -97,11 +108,12 @@ def decode_usage(text: str) -> Usage:
 
 
 def _block_to_dict(block: Block) -> dict[str, Any]:
-    data: dict[str, Any] = {"type": _TAGS[type(block)]}
-    for spec in dataclasses.fields(block):
-        value = getattr(block, spec.name)
-        if spec.default is dataclasses.MISSING or value != spec.default:
-            data[spec.name] = thaw(value)
+    kind = type(block)
+    data: dict[str, Any] = {"type": _TAGS[kind]}
+    for name, default in _FIELD_DEFAULTS[kind]:
+        value = getattr(block, name)
+        if default is dataclasses.MISSING or value != default:
+            data[name] = thaw(value)
     return data
 
 
@@ -126,7 +138,7 @@ def _check_type(kind: type[Block], name: str, annotation: str, value: Any) -> No
 
 
 def _dumps(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(data)
 
 
 def _loads(text: str) -> Any:
