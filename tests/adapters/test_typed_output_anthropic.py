@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from chatscope.adapters.providers.anthropic import AnthropicProvider
+from chatscope.adapters.providers.anthropic.messages import AnthropicProvider
 from chatscope.adapters.providers.demo import OFFLINE_LABEL, DemoProvider
 from chatscope.errors import OutputValidationError
 from chatscope.services.events import FinishReason, TextDelta, ToolCallEvent

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from hypothesis import given, settings
 
-from chatscope.adapters.providers.anthropic import AnthropicProvider
+from chatscope.adapters.providers.anthropic.messages import AnthropicProvider
 from chatscope.adapters.providers.gemini import GeminiProvider
 from chatscope.adapters.providers.openai.chat import OpenAIChatProvider
 from chatscope.services.chat.tool_pairs import (

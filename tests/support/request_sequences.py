@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from hypothesis import strategies as st
 
-from chatscope.adapters.providers.anthropic import AnthropicProvider
+from chatscope.adapters.providers.anthropic.messages import AnthropicProvider
 from chatscope.adapters.providers.gemini import GeminiProvider
 from chatscope.adapters.providers.openai.chat import OpenAIChatProvider
 from chatscope.adapters.providers.openai.responses import OpenAIResponsesProvider

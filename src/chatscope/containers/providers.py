@@ -6,7 +6,7 @@ from typing import Any
 
 from dependency_injector import containers, providers
 
-from chatscope.adapters.providers.anthropic import AnthropicProvider
+from chatscope.adapters.providers.anthropic.messages import AnthropicProvider
 from chatscope.adapters.providers.demo import DemoProvider
 from chatscope.adapters.providers.gemini import GeminiProvider
 from chatscope.adapters.providers.http_client import create_http_client, http_client_lifecycle

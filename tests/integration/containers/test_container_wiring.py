@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatscope.adapters.providers.anthropic import AnthropicProvider
+from chatscope.adapters.providers.anthropic.messages import AnthropicProvider
 from chatscope.adapters.providers.demo import DemoProvider
 from chatscope.adapters.providers.gemini import GeminiProvider
 from chatscope.adapters.providers.http_client import SHARD_CONNECTIONS, ShardedTransport

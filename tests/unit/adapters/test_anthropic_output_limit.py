@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chatscope.adapters.providers.anthropic import _max_tokens, _request_body
+from chatscope.adapters.providers.anthropic.messages import _max_tokens, _request_body
 from chatscope.config.ephemeral import EphemeralSettings
 from chatscope.services.frozen import deep_freeze
 from chatscope.services.messages import Message

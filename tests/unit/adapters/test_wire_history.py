@@ -7,8 +7,9 @@ import json
 import httpx
 import pytest
 
-from chatscope.adapters.providers import anthropic, gemini
+from chatscope.adapters.providers import gemini
 from chatscope.adapters.providers._wire_history import SentHistory
+from chatscope.adapters.providers.anthropic import messages as anthropic
 from chatscope.errors import InvalidRequestError
 from chatscope.services.messages import Message, Role, TextBlock, ToolCallBlock, ToolResultBlock
 from tests.support.adapter_helpers import collect, make_invocation

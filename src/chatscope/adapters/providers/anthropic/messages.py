@@ -5,7 +5,7 @@ streamed and a whole-body response give the same neutral events. The adapter kee
 values (REQ-SP4-002/003): it holds its client, its name and the wire form of the history it last
 sent (`SentHistory`, so the next request maps only new messages); every per-call value lives in the
 invocation or in a `StreamState` that dies with the call. How the answer is read lives in
-`_anthropic_events.py`.
+`_events.py`.
 
 A typed answer (`invocation.output_schema`) is asked for with a tool of its own,
 `OUTPUT_TOOL_NAME`, whose `input_schema` is the schema, and a `tool_choice` that makes the model
@@ -22,11 +22,6 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, assert_never
 
-from chatscope.adapters.providers._anthropic_events import (
-    StreamState,
-    process_event,
-    process_response,
-)
 from chatscope.adapters.providers._http import (
     HttpProvider,
     endpoint,
@@ -39,6 +34,11 @@ from chatscope.adapters.providers._output_limits import (
 )
 from chatscope.adapters.providers._sse import sse_stream
 from chatscope.adapters.providers._wire_history import SentHistory, WireItems
+from chatscope.adapters.providers.anthropic._events import (
+    StreamState,
+    process_event,
+    process_response,
+)
 from chatscope.errors import StreamProtocolError
 from chatscope.services.events import ProviderEvent
 from chatscope.services.frozen import thaw
