@@ -163,6 +163,10 @@ def _session_parts(request: ScopeRequest) -> dict[str, Any]:
     return {name: value for name, value in parts.items() if value is not None}
 
 
+_DEFAULT_REQUEST = ScopeRequest()
+"""What `foreground()` asks for without a request: everything from the settings (frozen)."""
+
+
 def _mark_new_session(history: HistoryStore) -> None:
     """Tell a store that offers `mark_new_session` (see `HistoryStore`) that its session id
     was made for this scope just now, so nothing can be stored under it yet."""
@@ -199,7 +203,7 @@ class ScopeFactory:
 
     def foreground(self, request: ScopeRequest | None = None) -> AgentRuntimeContext:
         """A fresh top-level scope: new runtime id, new history, new telemetry binding."""
-        request = request or ScopeRequest()
+        request = request or _DEFAULT_REQUEST
         return self._build(request, parent=None, ephemerals=self._settings.ephemeral)
 
     def subagent(self, request: ScopeRequest, parent: AgentRuntimeContext) -> AgentRuntimeContext:
@@ -269,8 +273,8 @@ class ScopeFactory:
         """`{"fallback": chain}` for a scope that has a chain, else nothing (so that a
         `BuildContext` written before chains existed keeps working)."""
         spec = request.fallback
-        if spec is None and parent is None and self._on_default_endpoint(request, state):
-            spec = self._settings.fallback
+        if spec is None and parent is None and self._settings.fallback.mode != "off":
+            spec = self._settings.fallback if self._on_default_endpoint(request, state) else None
         if spec is None or spec.mode == "off":
             return {}
         own = ChainMember(state.provider, state.model, state.base_url, auth)

@@ -130,6 +130,8 @@ class McpServers:
 
     def tools_for(self, caller: ToolContext, selection: ToolSelection) -> tuple[Tool, ...]:
         """Fresh proxies for the scope `caller`, of the servers `selection` lets it use."""
+        if not self._servers and not selection.mcp_headers:
+            return ()
         headers = self._scope_headers(selection)
         if self._state == "closed":
             return ()
