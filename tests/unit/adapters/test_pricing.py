@@ -4,6 +4,8 @@ models and endpoints unknown (never zero), no network, and the arithmetic a pric
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import genai_prices
@@ -11,7 +13,7 @@ import pytest
 from genai_prices import data as genai_data
 from genai_prices import data_snapshot
 from genai_prices.types import TieredPrices
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from chatscope.adapters.pricing import (
@@ -258,3 +260,35 @@ def test_a_cost_survives_its_json_form(cost: Decimal) -> None:
     assert "E" not in shown["amount"].upper()
     assert Decimal(shown["amount"]) == cost
     assert shown["currency"] == "USD"
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    asks=st.lists(
+        st.tuples(usages(), st.sampled_from(KNOWN) | st.just(("openai", "no-such-model", ""))),
+        min_size=8,
+        max_size=40,
+    )
+)
+def test_one_table_prices_concurrent_callers_each_as_if_alone(
+    asks: list[tuple[Usage, tuple[str, str, str]]],
+) -> None:
+    """One application's table serves every scope at once: prices asked from many threads at
+    the same time are those each caller gets alone, unknown models included."""
+    table = PriceTable()
+
+    def price(ask: tuple[Usage, tuple[str, str, str]]) -> Decimal | None:
+        usage, (provider, model, _) = ask
+        return table.price(usage, provider=provider, model=model, at=AT)
+
+    alone = [price(ask) for ask in asks]
+    start = threading.Barrier(8)
+
+    def priced_together(worker: int) -> list[Decimal | None]:
+        start.wait()
+        return [price(ask) for ask in asks[worker::8]]
+
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(priced_together, range(8)))
+    for worker, prices in enumerate(together):
+        assert prices == alone[worker::8]
