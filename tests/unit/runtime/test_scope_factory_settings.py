@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chatscope.config.presets import PRESETS
+from chatscope.config.settings import FallbackMember, FallbackSettings
 from chatscope.errors import ConfigurationError
 from chatscope.services.frozen import FrozenDict, thaw
 from chatscope.services.runtime.invocation import AuthType
@@ -124,3 +125,42 @@ def test_a_preset_without_a_model_says_how_to_name_one(name: str) -> None:
         ScopeRequest.from_preset(PRESETS[name])
     assert str(raised.value).endswith("name it with --model")
     assert repr(name) in str(raised.value)
+
+
+BACKUP = {"provider": "openai", "model": "backup-model"}
+
+
+def test_a_requests_own_chain_is_kept_when_the_settings_have_one_too(tmp_path: Path) -> None:
+    """A foreground request with a chain of its own (a profile's) gets that chain, not the
+    settings' one, even on the default endpoint."""
+    scopes = make_scope_factory(
+        ScriptedProvider([], name="openai"),
+        sink=RecordingSink(),
+        workspace=tmp_path,
+        provider="openai",
+        fallback={"mode": "failover", "members": [BACKUP]},
+    )
+    own = FallbackSettings(mode="round-robin", members=(FallbackMember(**BACKUP),))
+    chained = scopes.foreground(ScopeRequest(fallback=own)).fallback
+    assert chained is not None
+    assert chained.chain.config.mode == "round-robin"
+    default = scopes.foreground().fallback
+    assert default is not None
+    assert default.chain.config.mode == "failover"
+
+
+@given(settings_mode=st.sampled_from(["off", "failover"]))
+def test_a_chain_whose_mode_is_off_gives_the_scope_no_fallback(
+    tmp_path: Path, settings_mode: str
+) -> None:
+    """A request's chain with mode "off" leaves its scope without fallback, whatever the
+    settings say."""
+    scopes = make_scope_factory(
+        ScriptedProvider([], name="openai"),
+        sink=RecordingSink(),
+        workspace=tmp_path,
+        provider="openai",
+        fallback={"mode": settings_mode, "members": [BACKUP] if settings_mode != "off" else []},
+    )
+    off = FallbackSettings(mode="off")
+    assert scopes.foreground(ScopeRequest(fallback=off)).fallback is None
