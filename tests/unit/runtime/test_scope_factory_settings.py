@@ -164,3 +164,28 @@ def test_a_chain_whose_mode_is_off_gives_the_scope_no_fallback(
     )
     off = FallbackSettings(mode="off")
     assert scopes.foreground(ScopeRequest(fallback=off)).fallback is None
+
+
+@given(compression=st.floats(0.1, 0.95))
+def test_a_child_of_a_described_parent_is_built_as_a_child_of_a_live_one(
+    tmp_path: Path, compression: float
+) -> None:
+    """`subagent_of` with a parent's runtime id and ephemerals gives the child `subagent` gives
+    under that parent: the same parent id and ephemerals, its own runtime id, no approver."""
+    scopes = _factory(tmp_path)
+    parent = scopes.foreground(
+        ScopeRequest.create(ephemeral_overrides={"compression-threshold": compression})
+    )
+    request = ScopeRequest(subagent_name="helper")
+    live = scopes.subagent(request, parent)
+    described = scopes.subagent_of(
+        request, parent_runtime_id=parent.runtime_id, ephemerals=parent.ephemerals
+    )
+    for child in (live, described):
+        assert child.state.parent_runtime_id == parent.runtime_id
+        assert child.ephemerals == parent.ephemerals
+        assert child.get_ephemeral_setting("compression-threshold") == compression
+        assert child.runtime_id != parent.runtime_id
+        assert child.tools.approver is None
+        assert child.fallback is None
+    assert live.runtime_id != described.runtime_id

@@ -204,17 +204,41 @@ class ScopeFactory:
     def foreground(self, request: ScopeRequest | None = None) -> AgentRuntimeContext:
         """A fresh top-level scope: new runtime id, new history, new telemetry binding."""
         request = request or _DEFAULT_REQUEST
-        return self._build(request, parent=None, ephemerals=self._settings.ephemeral)
+        return self._build(request, ephemerals=self._settings.ephemeral)
 
     def subagent(self, request: ScopeRequest, parent: AgentRuntimeContext) -> AgentRuntimeContext:
         """A fresh child scope of `parent`; the parent is read, never changed."""
-        return self._build(request, parent=parent, ephemerals=parent.ephemerals)
+        return self.subagent_of(
+            request,
+            parent_runtime_id=parent.runtime_id,
+            ephemerals=parent.ephemerals,
+            approver=parent.tools.approver,
+        )
+
+    def subagent_of(
+        self,
+        request: ScopeRequest,
+        *,
+        parent_runtime_id: str,
+        ephemerals: EphemeralSettings,
+        approver: Approver | None = None,
+    ) -> AgentRuntimeContext:
+        """A fresh child scope of a parent known by what a child takes of it: its runtime id,
+        its ephemerals and its approver (a remote worker's subagent has no live parent, and
+        no approver unless one is given)."""
+        return self._build(
+            request,
+            parent_runtime_id=parent_runtime_id,
+            parent_approver=approver,
+            ephemerals=ephemerals,
+        )
 
     def _build(
         self,
         request: ScopeRequest,
         *,
-        parent: AgentRuntimeContext | None,
+        parent_runtime_id: str | None = None,
+        parent_approver: Approver | None = None,
         ephemerals: EphemeralSettings,
     ) -> AgentRuntimeContext:
         provider = request.provider or self._settings.provider
@@ -239,7 +263,7 @@ class ScopeFactory:
             base_url=request.base_url or section.base_url,
             auth_type=auth.auth_type,
             model_params=request.model_params,
-            parent_runtime_id=parent.runtime_id if parent else None,
+            parent_runtime_id=parent_runtime_id,
             subagent_name=request.subagent_name,
         )
         context = self._build_context(
@@ -252,10 +276,10 @@ class ScopeFactory:
                 extra=request.tools,
                 mcp_headers=request.mcp_headers,
                 mcp_servers=request.mcp_servers,
-                approver=request.approver or (parent.tools.approver if parent else None),
+                approver=request.approver or parent_approver,
             ),
             **_session_parts(request),
-            **self._fallback_parts(request, state, auth, parent),
+            **self._fallback_parts(request, state, auth),
         )
         if request.session_id is None and request.history is None:
             _mark_new_session(context.history)
@@ -264,16 +288,13 @@ class ScopeFactory:
         return self._scope_tools.bind(context, scopes=self, allowed_tools=request.allowed_tools)
 
     def _fallback_parts(
-        self,
-        request: ScopeRequest,
-        state: AgentRuntimeState,
-        auth: AuthSpec,
-        parent: AgentRuntimeContext | None,
+        self, request: ScopeRequest, state: AgentRuntimeState, auth: AuthSpec
     ) -> dict[str, Any]:
         """`{"fallback": chain}` for a scope that has a chain, else nothing (so that a
         `BuildContext` written before chains existed keeps working)."""
         spec = request.fallback
-        if spec is None and parent is None and self._settings.fallback.mode != "off":
+        foreground = state.parent_runtime_id is None
+        if spec is None and foreground and self._settings.fallback.mode != "off":
             spec = self._settings.fallback if self._on_default_endpoint(request, state) else None
         if spec is None or spec.mode == "off":
             return {}
