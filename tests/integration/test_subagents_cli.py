@@ -101,6 +101,7 @@ def test_task_json_runs_the_subagent_offline(tmp_path: Path) -> None:
     assert "notes.txt" in document["final_message"]
     assert document["parent_runtime_id"] not in (None, document["runtime_id"])
     assert (document["subagent_name"], document["model_calls"]) == ("researcher", 2)
+    assert (document["executor"], document["node_id"]) == ("local", None)
 
 
 def test_task_prints_the_answer_and_a_summary(tmp_path: Path) -> None:

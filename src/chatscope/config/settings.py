@@ -34,6 +34,7 @@ __all__ = [
     "ProviderName",
     "ProviderSettings",
     "ProvidersSettings",
+    "RaySettings",
     "RetrySettings",
     "ServerSettings",
     "Settings",
@@ -280,6 +281,33 @@ class TelemetrySettings(_Frozen):
     capture_content: bool = False
 
 
+_CONTAINER_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+
+
+class RaySettings(_Frozen):
+    """The Ray subagent executor (`CHATSCOPE_RAY__*`; the `ray` extra).
+
+    The cluster is the one Ray's standard `RAY_ADDRESS` names, or else a local one started
+    with `num_cpus` CPUs (None: Ray's default) and no dashboard. `workers` worker actors (None:
+    the cluster's CPU count, at least 1) each run up to `worker_concurrency` subagents at once.
+    `container` is a `module:callable` that builds a worker's `ApplicationContainer` (for an
+    application with tools of its own); by default a worker builds the standard one from its
+    own environment.
+    """
+
+    workers: int | None = Field(None, ge=1, le=4096)
+    worker_concurrency: int = Field(32, ge=1, le=10_000)
+    container: str | None = None
+    num_cpus: int | None = Field(None, ge=1)
+
+    @field_validator("container")
+    @classmethod
+    def _container_path(cls, path: str | None) -> str | None:
+        if path is not None and not _CONTAINER_PATH.fullmatch(path):
+            raise ValueError(f"expected 'module:callable', got {path!r}")
+        return path
+
+
 class Settings(BaseSettings):
     """Everything chatscope reads from its environment.
 
@@ -291,6 +319,8 @@ class Settings(BaseSettings):
     the workspace); one parent scope runs at most `max_concurrent_subagents` subagents at once.
     `mcp_servers` are the MCP servers whose tools every scope may use (a subagent profile may
     narrow them); a typed answer that fails validation is sent back `output_retries` times.
+    `subagent_executor` runs subagents in this process (`local`) or on a Ray cluster (`ray`,
+    set up by the `ray` section).
     """
 
     model_config = SettingsConfigDict(
@@ -317,6 +347,8 @@ class Settings(BaseSettings):
     compression: CompressionSettings = CompressionSettings()
     profiles_dir: Path | None = None
     max_concurrent_subagents: int = Field(4, ge=1, le=64)
+    subagent_executor: Literal["local", "ray"] = "local"
+    ray: RaySettings = RaySettings()
     tools: ToolsSettings = ToolsSettings()
     mcp_servers: dict[str, McpServerSettings] = Field(default_factory=dict)
     output_retries: int = Field(1, ge=0, le=5)

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chatscope.errors import ToolError, redact_secrets
 from chatscope.services.chat import ChatSession
@@ -33,157 +30,26 @@ from chatscope.services.frozen import FrozenDict, deep_freeze, thaw
 from chatscope.services.messages import Usage
 from chatscope.services.runtime.context import AgentRuntimeContext
 from chatscope.services.runtime.scopes import ScopeFactory
+from chatscope.services.subagents.emit import EMIT_VALUE, EmitValueTool
 from chatscope.services.subagents.profile import SubagentProfile, SubAgentScope
-from chatscope.services.tools.ports import ToolContext, ToolDeclaration
+from chatscope.services.subagents.request import TaskRequest, TaskResult, TerminateReason
 
 __all__ = [
     "EMIT_VALUE",
     "EmitValueTool",
+    "EventListener",
+    "LocalExecutor",
     "OpenChat",
+    "RunProgress",
+    "SubagentExecutor",
+    "SubagentLaunch",
     "SubagentRun",
     "SubagentRunner",
     "TaskRequest",
     "TaskResult",
     "TerminateReason",
+    "drive_scope",
 ]
-
-EMIT_VALUE = "emit_value"
-
-
-class TerminateReason(enum.StrEnum):
-    """Why a subagent run ended."""
-
-    GOAL = "GOAL"
-    MAX_TURNS = "MAX_TURNS"
-    TIMEOUT = "TIMEOUT"
-    ERROR = "ERROR"
-    CANCELLED = "CANCELLED"
-
-
-class TaskRequest(BaseModel):
-    """What the parent asks of a subagent. Limits given here can only tighten the profile's."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    subagent_name: str = Field(min_length=1)
-    goal_prompt: str = Field(min_length=1)
-    context: str | None = None
-    max_turns: int | None = Field(None, ge=1)
-    timeout_seconds: float | None = Field(None, gt=0, allow_inf_nan=False)
-
-    @classmethod
-    def from_arguments(cls, arguments: Mapping[str, Any]) -> TaskRequest:
-        """The request a model's `task` call describes; bad arguments raise `ToolError`."""
-        try:
-            return cls.model_validate(dict(arguments))
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(part) for part in error['loc']) or 'arguments'}: {error['msg']}"
-                for error in exc.errors()
-            )
-            raise ToolError(f"invalid task arguments: {problems}") from None
-
-    def prompt(self) -> str:
-        """The first user message the subagent sees."""
-        if not self.context:
-            return self.goal_prompt
-        return f"Context:\n{self.context}\n\nGoal:\n{self.goal_prompt}"
-
-
-@dataclass(frozen=True, slots=True)
-class TaskResult:
-    """How a subagent run ended, what it said and emitted, and what it cost.
-
-    `final_message` is all the visible text the subagent produced: its whole answer, or for a
-    timeout, an error or a cancellation, what it had streamed until then. `output` is the
-    validated JSON answer of a profile with an `output_schema` (deeply frozen), None otherwise
-    or when the run did not complete; an answer that never validated ends the run in `ERROR`.
-    """
-
-    subagent_name: str
-    runtime_id: str
-    parent_runtime_id: str | None
-    provider: str
-    model: str
-    terminate_reason: TerminateReason
-    final_message: str
-    emitted_values: FrozenDict
-    usage: Usage
-    model_calls: int | None
-    duration_ms: float
-    error: str | None = None
-    output: Any = None
-
-    def as_json(self) -> dict[str, Any]:
-        """The JSON document the `task` tool returns and `chatscope task --json` prints."""
-        usage = self.usage
-        return {
-            "subagent_name": self.subagent_name,
-            "runtime_id": self.runtime_id,
-            "parent_runtime_id": self.parent_runtime_id,
-            "provider": self.provider,
-            "model": self.model,
-            "terminate_reason": str(self.terminate_reason),
-            "final_message": self.final_message,
-            "emitted_values": thaw(self.emitted_values),
-            "usage": {
-                "input_tokens": usage.input_tokens,
-                "output_tokens": usage.output_tokens,
-                "cached_tokens": usage.cached_tokens,
-                "reasoning_tokens": usage.reasoning_tokens,
-            },
-            "model_calls": self.model_calls,
-            "duration_ms": round(self.duration_ms, 3),
-            "error": self.error,
-            "output": thaw(self.output),
-        }
-
-
-_EMIT_DECLARATION = ToolDeclaration(
-    name=EMIT_VALUE,
-    description=(
-        "Hand a named result back to the chat that started you. Call it once per result; "
-        "a later call with the same name replaces the value."
-    ),
-    parameters=deep_freeze(
-        {
-            "type": "object",
-            "properties": {
-                "name": {"type": "string", "description": "what the value is, e.g. `summary`"},
-                "value": {"type": "string", "description": "the value itself"},
-            },
-            "required": ["name", "value"],
-        }
-    ),
-)
-
-
-class EmitValueTool:
-    """`emit_value`: a subagent scope's named results, kept for the run that owns the scope."""
-
-    __slots__ = ("_values",)
-
-    def __init__(self) -> None:
-        self._values: dict[str, Any] = {}
-
-    @property
-    def declaration(self) -> ToolDeclaration:
-        """Name, description and parameters."""
-        return _EMIT_DECLARATION
-
-    async def run(self, arguments: Mapping[str, Any], context: ToolContext | None = None) -> str:
-        """Keep one value; a missing or empty name is refused."""
-        name = arguments.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise ToolError("emit_value needs a non-empty string `name`")
-        if "value" not in arguments:
-            raise ToolError("emit_value needs a `value`")
-        self._values[name] = deep_freeze(arguments["value"])
-        return f"emitted {name!r}"
-
-    def values(self) -> FrozenDict:
-        """Every value emitted so far, by name."""
-        return FrozenDict(self._values)
 
 
 class OpenChat(Protocol):
@@ -194,14 +60,75 @@ class OpenChat(Protocol):
         ...
 
 
+EventListener = Callable[[ChatEvent], None]
+
+
+@dataclass(frozen=True, slots=True)
+class SubagentLaunch:
+    """One subagent to start, as its parent's runner knows it: an executor's whole input.
+
+    `limit` is the parent's semaphore: a run holds a slot while it runs, and its timeout
+    starts once it has one.
+    """
+
+    parent: AgentRuntimeContext
+    profile: SubagentProfile
+    request: TaskRequest
+    scopes: ScopeFactory
+    open_chat: OpenChat
+    limit: asyncio.Semaphore
+
+
+class RunProgress(Protocol):
+    """What a started run knows so far: its runtime id, and its result if it ended now."""
+
+    @property
+    def runtime_id(self) -> str:
+        """The subagent scope's runtime id ("" until a remote run has built its scope)."""
+        ...
+
+    def ended(self, reason: TerminateReason, error: str | None = None) -> TaskResult:
+        """The result of a run cut short: what it streamed until now."""
+        ...
+
+
+class SubagentExecutor(Protocol):
+    """Where subagents run: in this process (`LocalExecutor`) or elsewhere (a Ray cluster).
+
+    `start` is called inside the event loop and returns at once; the run always ends in a
+    `TaskResult`, never an exception.
+    """
+
+    def start(self, launch: SubagentLaunch) -> SubagentRun:
+        """Start one subagent run."""
+        ...
+
+
+class LocalExecutor:
+    """Runs each subagent as an asyncio task of this process, in a scope built here."""
+
+    __slots__ = ()
+
+    def start(self, launch: SubagentLaunch) -> SubagentRun:
+        """Build the subagent's scope now and start running it."""
+        profile = launch.profile
+        scope = SubAgentScope.create(profile.name, profile, launch.parent, scopes=launch.scopes)
+        progress = _Progress(scope, launch.request)
+        task = asyncio.get_running_loop().create_task(
+            _execute(launch, progress), name=f"subagent {profile.name} {progress.runtime_id}"
+        )
+        return SubagentRun(task, progress, scope=scope)
+
+
 class SubagentRunner:
     """Runs subagents of one parent scope, at most `max_concurrent` at a time.
 
     The limit belongs to the runner, so to its parent scope: nothing is shared between
-    conversations. A run waiting for a free slot has not started its timeout yet.
+    conversations. A run waiting for a free slot has not started its timeout yet. Where the
+    runs happen is the `executor`'s business (in this process by default).
     """
 
-    __slots__ = ("_limit", "_open_chat", "_parent", "_profiles", "_scopes")
+    __slots__ = ("_executor", "_limit", "_open_chat", "_parent", "_profiles", "_scopes")
 
     def __init__(
         self,
@@ -211,6 +138,7 @@ class SubagentRunner:
         profiles: Mapping[str, SubagentProfile],
         open_chat: OpenChat,
         max_concurrent: int,
+        executor: SubagentExecutor | None = None,
     ) -> None:
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
@@ -219,6 +147,7 @@ class SubagentRunner:
         self._profiles = profiles
         self._open_chat = open_chat
         self._limit = asyncio.Semaphore(max_concurrent)
+        self._executor: SubagentExecutor = executor or LocalExecutor()
 
     @property
     def parent(self) -> AgentRuntimeContext:
@@ -229,6 +158,11 @@ class SubagentRunner:
     def profiles(self) -> Mapping[str, SubagentProfile]:
         """The subagents it can run, by name."""
         return self._profiles
+
+    @property
+    def executor(self) -> SubagentExecutor:
+        """Where its subagents run."""
+        return self._executor
 
     def profile(self, name: str) -> SubagentProfile:
         """The profile called `name`; an unknown name raises `ToolError` listing the known."""
@@ -243,31 +177,57 @@ class SubagentRunner:
         return await self.start(request).result()
 
     def start(self, request: TaskRequest) -> SubagentRun:
-        """Build the subagent's scope now and start running it (call inside the event loop)."""
-        profile = self.profile(request.subagent_name)
-        scope = SubAgentScope.create(profile.name, profile, self._parent, scopes=self._scopes)
-        progress = _Progress(scope, request)
-        task = asyncio.get_running_loop().create_task(
-            self._execute(progress), name=f"subagent {profile.name} {scope.metadata['runtime_id']}"
+        """Start running a subagent on the executor (call inside the event loop)."""
+        launch = SubagentLaunch(
+            parent=self._parent,
+            profile=self.profile(request.subagent_name),
+            request=request,
+            scopes=self._scopes,
+            open_chat=self._open_chat,
+            limit=self._limit,
         )
-        return SubagentRun(scope, task, progress)
+        return self._executor.start(launch)
 
-    async def _execute(self, progress: _Progress) -> TaskResult:
-        try:
-            async with self._limit:
-                progress.started = time.perf_counter()
-                return await _drive(self._open_chat, progress)
-        except asyncio.CancelledError:
-            return progress.ended(TerminateReason.CANCELLED)
+
+async def _execute(launch: SubagentLaunch, progress: _Progress) -> TaskResult:
+    try:
+        async with launch.limit:
+            progress.started = time.perf_counter()
+            return await _drive(launch.open_chat, progress)
+    except asyncio.CancelledError:
+        return progress.ended(TerminateReason.CANCELLED)
+
+
+async def drive_scope(
+    scope: SubAgentScope,
+    request: TaskRequest,
+    open_chat: OpenChat,
+    listener: EventListener | None = None,
+) -> TaskResult:
+    """Run `request` in the built `scope` to its end, as a local run does once it has a slot.
+
+    `listener` sees every event the run streams (a remote worker sends them back).
+    """
+    progress = _Progress(scope, request, listener)
+    progress.started = time.perf_counter()
+    return await _drive(open_chat, progress)
 
 
 class SubagentRun:
-    """A started subagent: its scope, and the run that `result` waits for or `cancel` stops."""
+    """A started subagent: the run that `result` waits for or `cancel` stops.
+
+    `scope` is the subagent's scope when it was built in this process (None on a remote
+    executor).
+    """
 
     __slots__ = ("_progress", "_task", "scope")
 
     def __init__(
-        self, scope: SubAgentScope, task: asyncio.Task[TaskResult], progress: _Progress
+        self,
+        task: asyncio.Task[TaskResult],
+        progress: RunProgress,
+        *,
+        scope: SubAgentScope | None = None,
     ) -> None:
         self.scope = scope
         self._task = task
@@ -275,8 +235,8 @@ class SubagentRun:
 
     @property
     def runtime_id(self) -> str:
-        """The subagent scope's runtime id."""
-        return self.scope.runtime_context.runtime_id
+        """The subagent scope's runtime id ("" until a remote run has built its scope)."""
+        return self._progress.runtime_id
 
     def cancel(self) -> None:
         """Stop the run; `result` then reports `CANCELLED` with the text streamed so far."""
@@ -302,17 +262,32 @@ def _caller_is_cancelled() -> bool:
 class _Progress:
     """What one run has produced so far; every way a run ends reads its result from here."""
 
-    __slots__ = ("chunks", "max_turns", "request", "scope", "started", "timeout", "usage")
+    __slots__ = (
+        "chunks",
+        "listener",
+        "max_turns",
+        "request",
+        "scope",
+        "started",
+        "timeout",
+        "usage",
+    )
 
-    def __init__(self, scope: SubAgentScope, request: TaskRequest) -> None:
+    def __init__(
+        self, scope: SubAgentScope, request: TaskRequest, listener: EventListener | None = None
+    ) -> None:
         self.scope = scope
         self.request = request
-        profile = scope.profile
-        self.max_turns = min(profile.max_turns, request.max_turns or profile.max_turns)
-        self.timeout = _tightest(profile.timeout_seconds, request.timeout_seconds)
+        self.listener = listener
+        self.max_turns, self.timeout = run_limits(scope.profile, request)
         self.chunks: list[str] = []
         self.usage = Usage()
         self.started: float | None = None
+
+    @property
+    def runtime_id(self) -> str:
+        """The scope's runtime id."""
+        return self.scope.runtime_context.runtime_id
 
     def observe(self, event: ChatEvent) -> None:
         """Keep streamed text and usage, so that a run cut short loses none of it."""
@@ -320,6 +295,8 @@ class _Progress:
             self.chunks.append(event.text)
         elif isinstance(event, UsageEvent):
             self.usage = self.usage + event.usage
+        if self.listener is not None:
+            self.listener(event)
 
     def completed(self, turn: CompletedTurn) -> TaskResult:
         """The result of a turn that ran to its end."""
@@ -364,6 +341,12 @@ class _Progress:
         )
 
 
+def run_limits(profile: SubagentProfile, request: TaskRequest) -> tuple[int, float | None]:
+    """A run's turn limit and timeout: the tighter of the profile's and the request's."""
+    max_turns = min(profile.max_turns, request.max_turns or profile.max_turns)
+    return max_turns, _tightest(profile.timeout_seconds, request.timeout_seconds)
+
+
 async def _drive(open_chat: OpenChat, progress: _Progress) -> TaskResult:
     deadline = asyncio.timeout(progress.timeout)
     try:
@@ -373,7 +356,7 @@ async def _drive(open_chat: OpenChat, progress: _Progress) -> TaskResult:
     except Exception as exc:
         if isinstance(exc, TimeoutError) and deadline.expired():
             return progress.ended(TerminateReason.TIMEOUT)
-        return progress.ended(TerminateReason.ERROR, _describe(exc))
+        return progress.ended(TerminateReason.ERROR, describe_error(exc))
     return progress.completed(turn)
 
 
@@ -389,7 +372,8 @@ async def _stream(chat: ChatSession, progress: _Progress) -> CompletedTurn:
     raise RuntimeError("the subagent's chat stream ended without TurnDone")
 
 
-def _describe(exc: Exception) -> str:
+def describe_error(exc: BaseException) -> str:
+    """An error as a run's `error` text: its type and message, secrets redacted."""
     return redact_secrets(f"{type(exc).__name__}: {exc}")
 
 

@@ -24,6 +24,7 @@ from chatscope.services.subagents.task import (
     EMIT_VALUE,
     EmitValueTool,
     OpenChat,
+    SubagentExecutor,
     SubagentRunner,
     TaskRequest,
 )
@@ -118,17 +119,23 @@ class SubagentTools:
     """Binds `task` to foreground scopes and `emit_value` to subagent scopes (`ScopeTools`).
 
     A foreground scope gets `task` when there is at least one profile and its allow-list, if
-    it has one, names `task`.
+    it has one, names `task`. Its runners run subagents on `executor` (in this process when
+    None).
     """
 
-    __slots__ = ("_declaration", "_max_concurrent", "_open_chat", "_profiles")
+    __slots__ = ("_declaration", "_executor", "_max_concurrent", "_open_chat", "_profiles")
 
     def __init__(
-        self, profiles: Mapping[str, SubagentProfile], open_chat: OpenChat, max_concurrent: int
+        self,
+        profiles: Mapping[str, SubagentProfile],
+        open_chat: OpenChat,
+        max_concurrent: int,
+        executor: SubagentExecutor | None = None,
     ) -> None:
         self._profiles = profiles
         self._open_chat = open_chat
         self._max_concurrent = max_concurrent
+        self._executor = executor
         self._declaration = task_declaration(profiles) if profiles else None
 
     @property
@@ -149,6 +156,7 @@ class SubagentTools:
             profiles=self._profiles,
             open_chat=self._open_chat,
             max_concurrent=self._max_concurrent,
+            executor=self._executor,
         )
 
     def bind(
