@@ -2,7 +2,8 @@
 
 `[tool.importlinter]` states the layer rules of docs/architecture.md (services depend on
 ports, adapters never import containers or the CLI, config is plain data, only containers
-and the CLI compose, the web layer never imports the CLI or test helpers) and the seams
+and the CLI compose, the web layer never imports the CLI or test helpers, only the Ray layer
+imports Ray) and the seams
 between sibling rooms (a provider adapter never imports storage, the chat loop never imports
 history or subagents, other rooms use the chat loop through its public names). CI runs
 `lint-imports`; this test runs the same contracts in the suite, then proves every contract
@@ -60,6 +61,9 @@ def test_there_is_a_contract_for_every_layer_rule() -> None:
         "chatscope.containers",
         "chatscope.errors",
         "chatscope.web",
+        "chatscope.distributed",
+        "chatscope.cli",
+        "chatscope.testing",
     }
     assert all(contract["type"] == "forbidden" for contract in CONTRACTS)
 

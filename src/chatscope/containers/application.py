@@ -16,6 +16,7 @@ from chatscope.adapters.tools.mcp import McpServers
 from chatscope.adapters.tools.workspace import WorkspaceToolkit
 from chatscope.config.profiles import load_profiles_for
 from chatscope.config.settings import CompressionSettings, Settings
+from chatscope.containers.executors import ray_executor
 from chatscope.containers.providers import ModelProvidersContainer
 from chatscope.containers.runtime import RuntimeScopeContainer
 from chatscope.containers.storage import StorageContainer
@@ -24,6 +25,7 @@ from chatscope.services.chat import RetryPolicy
 from chatscope.services.history.summariser import ModelSummariser
 from chatscope.services.runtime.auth import AuthResolver
 from chatscope.services.runtime.fallback import FallbackChains
+from chatscope.services.subagents.task import LocalExecutor
 from chatscope.services.subagents.task_tools import (
     profiles_by_name,
     tool_names,
@@ -140,6 +142,16 @@ class ApplicationContainer(containers.DeclarativeContainer):
     # of failing them; `subagents list` and `chatscope task` report it.
     chat_profiles = providers.Singleton(usable_profiles, subagent_profiles.provider)
 
+    # Where subagents run: in this process, or on a Ray cluster's workers (a resource: the
+    # container's shutdown kills them).
+    subagent_executor = providers.Selector(
+        settings.provided.subagent_executor,
+        local=providers.Singleton(LocalExecutor),
+        ray=providers.Resource(
+            ray_executor, settings=settings, environ=environ, telemetry_sink=telemetry_sink
+        ),
+    )
+
     runtime = providers.Container(
         RuntimeScopeContainer,
         settings=settings,
@@ -160,4 +172,5 @@ class ApplicationContainer(containers.DeclarativeContainer):
             int, settings.provided.max_concurrent_subagents
         ),
         output_retries=providers.Singleton(int, settings.provided.output_retries),
+        subagent_executor=subagent_executor,
     )

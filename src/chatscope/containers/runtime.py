@@ -20,6 +20,7 @@ from chatscope.services.runtime.fallback import FallbackChains
 from chatscope.services.runtime.ports import TelemetrySink
 from chatscope.services.runtime.scopes import ScopeFactory
 from chatscope.services.runtime.tracing import NO_TRACING, Tracing
+from chatscope.services.subagents.task import SubagentExecutor
 from chatscope.services.subagents.task_tools import SubagentTools
 from chatscope.services.tools.registry import ToolRegistry
 
@@ -64,6 +65,11 @@ class RuntimeScopeContainer(containers.DeclarativeContainer):
         default=providers.Object(None)
     )
 
+    # Where subagents run (the application's executor); None: in this process.
+    subagent_executor: providers.Dependency[SubagentExecutor | None] = providers.Dependency(
+        default=providers.Object(None)
+    )
+
     history = providers.Selector(
         history_backend,
         memory=providers.Factory(InMemoryHistory),
@@ -95,6 +101,7 @@ class RuntimeScopeContainer(containers.DeclarativeContainer):
         profiles=subagent_profiles,
         open_chat=chat_session.provider,
         max_concurrent=max_concurrent_subagents,
+        executor=subagent_executor,
     )
     scopes = providers.Factory(
         ScopeFactory,

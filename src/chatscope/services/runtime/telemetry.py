@@ -23,7 +23,21 @@ from chatscope.services.runtime.ports import TelemetrySink
 from chatscope.services.runtime.state import AgentRuntimeState
 from chatscope.services.runtime.tracing import NO_TRACER, ScopeTracer
 
-__all__ = ["RecordingSink", "RuntimeTelemetry"]
+__all__ = ["TELEMETRY_EVENTS", "RecordingSink", "RuntimeTelemetry"]
+
+TELEMETRY_EVENTS = frozenset(
+    {
+        "api_request",
+        "api_response",
+        "api_error",
+        "tool_call",
+        "history_compressed",
+        "compression_failed",
+        "compression_skipped",
+        "provider_switch",
+    }
+)
+"""Every event a scope's telemetry emits: what a sink may be asked whether it `wants`."""
 
 _NO_LABELS: Mapping[str, str] = MappingProxyType({})
 

@@ -1,0 +1,272 @@
+"""The parent side: `RayExecutor` runs each subagent on a worker actor of a Ray cluster.
+
+Nothing of a subagent's scope is built here. The executor ships a `RemoteTask` to the least
+busy of a pool of `SubagentWorker` actors (created on first use, killed when the application
+container shuts down) and reads back what the worker's streaming generator yields, as it
+comes: text and usage into the run's progress, telemetry records into this application's
+sink, the `TaskResult` last. Cancelling the run (the parent's turn, a timeout) cancels the
+remote generator, which stops the subagent; a worker that dies ends the run in `ERROR` and is
+replaced for later runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from opentelemetry import propagate
+from opentelemetry.context import Context
+from ray.exceptions import RayActorError, RayError, RayTaskError, WorkerCrashedError
+
+from chatscope.config.settings import RaySettings, Settings
+from chatscope.distributed.stream import Event, Finished, Record, Started, StreamItem
+from chatscope.distributed.worker import SubagentWorker
+from chatscope.services.runtime.ports import TelemetrySink
+from chatscope.services.runtime.telemetry import TELEMETRY_EVENTS
+from chatscope.services.subagents.remote import (
+    RemoteProgress,
+    RemoteTask,
+    describe_task,
+    limits_of,
+)
+from chatscope.services.subagents.request import TaskResult, TerminateReason
+from chatscope.services.subagents.task import SubagentLaunch, SubagentRun, describe_error
+
+__all__ = ["RayExecutor", "WorkerPool", "ray_executor", "trace_context_of"]
+
+# How long past its own timeout a remote run may take before the parent gives up on it: the
+# worker applies the timeout itself and answers within milliseconds when healthy.
+_GRACE_SECONDS = 10.0
+# How long the workers' containers get to shut down before the actors are killed.
+_STOP_SECONDS = 5.0
+
+
+@dataclass(slots=True)
+class _Worker:
+    handle: Any
+    running: int = 0
+
+
+class WorkerPool:
+    """The worker actors of one application, created on first use; the least busy runs next.
+
+    `runtime_env` is passed to every actor (tests give workers their own environment this
+    way); `address` is Ray's standard `RAY_ADDRESS`, or None for a local cluster.
+    """
+
+    __slots__ = ("_address", "_owns_ray", "_runtime_env", "_settings", "_workers")
+
+    def __init__(
+        self,
+        settings: RaySettings,
+        *,
+        address: str | None = None,
+        runtime_env: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._address = address
+        self._runtime_env = dict(runtime_env) if runtime_env is not None else None
+        self._workers: list[_Worker] = []
+        self._owns_ray = False
+
+    def lease(self) -> _Worker:
+        """The least busy worker, counted as running one more subagent."""
+        if not self._workers:
+            self._fill()
+        worker = min(self._workers, key=lambda candidate: candidate.running)
+        worker.running += 1
+        return worker
+
+    def release(self, worker: _Worker) -> None:
+        """`worker` finished one subagent."""
+        worker.running -= 1
+
+    def replace(self, worker: _Worker) -> None:
+        """`worker` died: later runs go to a new one."""
+        if worker in self._workers:
+            self._workers[self._workers.index(worker)] = _Worker(self._new_actor())
+
+    def handles(self) -> tuple[Any, ...]:
+        """The actors now in the pool."""
+        return tuple(worker.handle for worker in self._workers)
+
+    def shutdown(self) -> None:
+        """Stop every actor's container (a few seconds at most), kill the actors; shut Ray
+        down if this pool started it."""
+        stopping = [worker.handle.stop.remote() for worker in self._workers]
+        with contextlib.suppress(RayError):
+            ray.get(stopping, timeout=_STOP_SECONDS)
+        for worker in self._workers:
+            ray.kill(worker.handle)
+        self._workers.clear()
+        if self._owns_ray:
+            ray.shutdown()
+            self._owns_ray = False
+
+    def _fill(self) -> None:
+        if not ray.is_initialized():
+            self._init_ray()
+        resources: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+        count = self._settings.workers or max(1, int(resources.get("CPU", 1)))
+        self._workers = [_Worker(self._new_actor()) for _ in range(count)]
+
+    def _init_ray(self) -> None:
+        if self._address:
+            ray.init(address=self._address)
+        else:
+            ray.init(num_cpus=self._settings.num_cpus, include_dashboard=False)
+        self._owns_ray = True
+
+    def _new_actor(self) -> Any:
+        options: dict[str, Any] = {
+            "max_concurrency": self._settings.worker_concurrency,
+            "scheduling_strategy": "SPREAD",
+            "max_restarts": 0,
+        }
+        if self._runtime_env is not None:
+            options["runtime_env"] = self._runtime_env
+        actor_class: Any = ray.remote(SubagentWorker)
+        return actor_class.options(**options).remote(self._settings.container)
+
+
+class RayExecutor:
+    """Runs subagents on a `WorkerPool`; `telemetry_sink` gets their telemetry records."""
+
+    __slots__ = ("_pool", "_sink")
+
+    def __init__(self, pool: WorkerPool, telemetry_sink: TelemetrySink) -> None:
+        self._pool = pool
+        self._sink = telemetry_sink
+
+    @property
+    def pool(self) -> WorkerPool:
+        """The worker actors."""
+        return self._pool
+
+    def start(self, launch: SubagentLaunch) -> SubagentRun:
+        """Ship the subagent's `RemoteTask` to a worker and start reading what comes back."""
+        wanted = frozenset(name for name in TELEMETRY_EVENTS if self._sink.wants(name))
+        task = describe_task(launch, trace_context_of(launch), wanted)
+        progress = RemoteProgress(launch, "ray")
+        job = asyncio.get_running_loop().create_task(
+            self._execute(launch, task, progress), name=f"subagent {launch.profile.name} on ray"
+        )
+        return SubagentRun(job, progress)
+
+    def shutdown(self) -> None:
+        """Kill the workers."""
+        self._pool.shutdown()
+
+    async def _execute(
+        self, launch: SubagentLaunch, task: RemoteTask, progress: RemoteProgress
+    ) -> TaskResult:
+        try:
+            async with launch.limit:
+                progress.start()
+                return await self._remote(task, progress, _guard(launch))
+        except asyncio.CancelledError:
+            return progress.ended(TerminateReason.CANCELLED)
+
+    async def _remote(
+        self, task: RemoteTask, progress: RemoteProgress, guard: float | None
+    ) -> TaskResult:
+        try:
+            worker = self._pool.lease()
+        except Exception as exc:  # Ray could not be started or reached
+            return progress.ended(TerminateReason.ERROR, describe_error(exc))
+        stream = worker.handle.run.options(num_returns="streaming").remote(task)
+        deadline = asyncio.timeout(guard)
+        finished = False
+        try:
+            async with deadline:
+                result = await self._read(stream, progress)
+            finished = True
+        except Exception as exc:
+            return progress.ended(*self._failure(exc, deadline, worker))
+        finally:
+            self._pool.release(worker)
+            if not finished:
+                ray.cancel(stream)
+        return result
+
+    def _failure(
+        self, exc: Exception, deadline: asyncio.Timeout, worker: _Worker
+    ) -> tuple[TerminateReason, str | None]:
+        """How a remote run that raised `exc` ended; a dead worker is replaced."""
+        if isinstance(exc, TimeoutError) and deadline.expired():
+            return TerminateReason.TIMEOUT, None
+        if isinstance(exc, RayActorError | WorkerCrashedError):
+            self._pool.replace(worker)
+            return TerminateReason.ERROR, f"worker died: {_cause(exc)}"
+        if isinstance(exc, RayError):
+            return TerminateReason.ERROR, _cause(exc)
+        return TerminateReason.ERROR, describe_error(exc)
+
+    async def _read(self, stream: Any, progress: RemoteProgress) -> TaskResult:
+        async for ref in stream:
+            for item in await ref:
+                result = self._take(item, progress)
+                if result is not None:
+                    return result
+        raise RuntimeError("the worker's stream ended without a result")
+
+    def _take(self, item: StreamItem, progress: RemoteProgress) -> TaskResult | None:
+        if isinstance(item, Event):
+            progress.observe(item.event)
+        elif isinstance(item, Record):
+            if self._sink.wants(item.name):
+                self._sink.emit(item.name, item.fields)
+        elif isinstance(item, Started):
+            progress.begun(
+                runtime_id=item.runtime_id,
+                provider=item.provider,
+                model=item.model,
+                node_id=item.node_id,
+            )
+        elif isinstance(item, Finished):
+            return item.result
+        return None
+
+
+def ray_executor(
+    settings: Settings, environ: Mapping[str, str], telemetry_sink: TelemetrySink
+) -> Iterator[RayExecutor]:
+    """The application's `RayExecutor`, its workers killed when the container shuts down."""
+    pool = WorkerPool(settings.ray, address=environ.get("RAY_ADDRESS") or None)
+    executor = RayExecutor(pool, telemetry_sink)
+    try:
+        yield executor
+    finally:
+        executor.shutdown()
+
+
+def _guard(launch: SubagentLaunch) -> float | None:
+    _, timeout = limits_of(launch)
+    return None if timeout is None else timeout + _GRACE_SECONDS
+
+
+def trace_context_of(launch: SubagentLaunch) -> dict[str, str]:
+    """The W3C trace context of the parent's `task` call, when it is traced."""
+    here = launch.parent.telemetry.tracer.here()
+    carrier: dict[str, str] = {}
+    if isinstance(here, Context):
+        propagate.inject(carrier, context=here)
+    return carrier
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _cause(exc: RayError) -> str:
+    """What went wrong on the worker: the original error of a failed task, else Ray's, in
+    one line (a remote traceback's first and last lines)."""
+    if isinstance(exc, RayTaskError) and isinstance(exc.cause, BaseException):
+        return describe_error(exc.cause)
+    lines = [line.strip() for line in _ANSI.sub("", describe_error(exc)).splitlines()]
+    lines = [line for line in lines if line]
+    return lines[0] if len(lines) < 2 else f"{lines[0]} ... {lines[-1]}"

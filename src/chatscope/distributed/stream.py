@@ -1,0 +1,150 @@
+"""What flows back from a worker while it runs a subagent, and the sink that feeds it.
+
+A worker's generator yields batches (tuples) of items: `Started` once the scope is built, then
+`Event`s (the text deltas and usage the parent keeps) and `Record`s (telemetry, with the same
+fields a local run logs) as they happen, and `Finished` with the `TaskResult` last. All plain,
+picklable data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chatscope.services.events import ChatEvent, TextDelta, UsageEvent
+from chatscope.services.subagents.request import TaskResult
+
+__all__ = ["Event", "Feed", "Finished", "ForwardingSink", "Record", "Started", "StreamItem"]
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """The worker built the subagent's scope."""
+
+    runtime_id: str
+    provider: str
+    model: str
+    node_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A chat event the parent keeps (streamed text, usage)."""
+
+    event: ChatEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A telemetry record of the subagent's scope, as its sink received it."""
+
+    name: str
+    fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The run's result."""
+
+    result: TaskResult
+
+
+StreamItem = Started | Event | Record | Finished
+
+RecordRoute = Callable[[str, Mapping[str, Any]], None]
+
+
+class ForwardingSink:
+    """A worker container's telemetry sink: each record goes to the run of its scope.
+
+    Records are routed by their `runtime_id`, and only those the run's parent wants (its
+    `wanted_records`): an event no running subagent's parent wants is never built, as a local
+    sink that would drop it is never handed one. A record of no running subagent is dropped
+    (the worker runs nothing else). The parent re-emits them into its own sink.
+    """
+
+    __slots__ = ("_routes",)
+
+    def __init__(self) -> None:
+        self._routes: dict[str, tuple[RecordRoute, frozenset[str]]] = {}
+
+    def wants(self, event: str) -> bool:
+        """Whether the parent of any running subagent wants `event`."""
+        return any(event in wanted for _, wanted in self._routes.values())
+
+    def emit(self, event: str, fields: Mapping[str, Any]) -> None:
+        """Hand the record to the run of its scope, if one is running and its parent wants it."""
+        route = self._routes.get(str(fields.get("runtime_id")))
+        if route is not None and event in route[1]:
+            route[0](event, fields)
+
+    @contextlib.contextmanager
+    def routed(self, runtime_id: str, route: RecordRoute, wanted: frozenset[str]) -> Iterator[None]:
+        """Send the records of `runtime_id` that are `wanted` to `route` while the block runs."""
+        self._routes[runtime_id] = (route, wanted)
+        try:
+            yield
+        finally:
+            del self._routes[runtime_id]
+
+
+class Feed:
+    """One run's items, queued as they happen and read as batches by the worker's generator.
+
+    A batch gathers what arrives within `linger` seconds of its first item (fewer, larger
+    stream items: each costs the worker and the parent a round of Ray's object transfer); the
+    end of the run flushes at once.
+    """
+
+    __slots__ = ("_queue",)
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[StreamItem | None] = asyncio.Queue()
+
+    def put(self, item: StreamItem) -> None:
+        """Queue one item."""
+        self._queue.put_nowait(item)
+
+    def event(self, event: ChatEvent) -> None:
+        """Queue a chat event the parent keeps; the others stay on the worker."""
+        if isinstance(event, TextDelta | UsageEvent):
+            self._queue.put_nowait(Event(event))
+
+    def record(self, name: str, fields: Mapping[str, Any]) -> None:
+        """Queue a telemetry record."""
+        self._queue.put_nowait(Record(name, dict(fields)))
+
+    def close(self) -> None:
+        """No more items will come."""
+        self._queue.put_nowait(None)
+
+    async def batches(self, linger: float) -> AsyncIterator[tuple[StreamItem, ...]]:
+        """The queued items, batch by batch, until the feed is closed."""
+        done = False
+        while not done:
+            batch, done = await self._next_batch(linger)
+            if batch:
+                yield batch
+
+    async def _next_batch(self, linger: float) -> tuple[tuple[StreamItem, ...], bool]:
+        """One batch, and whether the feed is now closed."""
+        loop = asyncio.get_running_loop()
+        item = await self._queue.get()
+        deadline = loop.time() + linger
+        batch: list[StreamItem] = []
+        while item is not None:
+            batch.append(item)
+            if not self._queue.empty():
+                item = self._queue.get_nowait()
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return tuple(batch), False
+            try:
+                item = await asyncio.wait_for(self._queue.get(), remaining)
+            except TimeoutError:
+                return tuple(batch), False
+        return tuple(batch), True
