@@ -28,12 +28,15 @@ from chatscope.services.tools.registry import ToolRegistry
 class RuntimeScopeContainer(containers.DeclarativeContainer):
     """Declared once per application; each call of `context` is a new, isolated scope.
 
-    Nothing here is a `Singleton`: history, telemetry binding, tool registry and provider
-    adapter are created per scope, so no value can cross from one conversation to another.
-    Plain settings values arrive as dependencies the application resolves once, since reading
+    Nothing a scope owns is a `Singleton`: history, telemetry binding, tool registry and
+    provider adapter are created per scope, so no value can cross from one conversation to
+    another. The two builders are singletons of the application, since they hold nothing of
+    any scope: `subagent_tools` gives every scope built by `scopes` its subagent tools (`task`
+    for a foreground scope, with a runner and a concurrency limit of its own made then;
+    `emit_value` for a subagent), and `scopes` is the `ScopeFactory`, which reads the per-scope
+    factories (`context`) on every call, so overriding those still takes effect. Plain settings
+    values arrive as dependencies the application resolves once, since reading
     `settings.provided.x` on every scope would cost more than building the scope's history.
-    `subagent_tools` gives every scope built by `scopes` its subagent tools: `task` for a
-    foreground scope (with a concurrency limit of its own), `emit_value` for a subagent.
     """
 
     settings = providers.Dependency(instance_of=Settings)
@@ -96,14 +99,14 @@ class RuntimeScopeContainer(containers.DeclarativeContainer):
         compressor=compressor,
         output_retries=output_retries,
     )
-    subagent_tools = providers.Factory(
+    subagent_tools = providers.Singleton(
         SubagentTools,
         profiles=subagent_profiles,
         open_chat=chat_session.provider,
         max_concurrent=max_concurrent_subagents,
         executor=subagent_executor,
     )
-    scopes = providers.Factory(
+    scopes = providers.Singleton(
         ScopeFactory,
         settings=settings,
         build_context=context.provider,
