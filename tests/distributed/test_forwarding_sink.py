@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chatscope.distributed.stream import ForwardingSink
-from chatscope.services.runtime.telemetry import TELEMETRY_EVENTS
+from chatscope.services.runtime.observability.telemetry import TELEMETRY_EVENTS
 
 names = st.sampled_from(sorted(TELEMETRY_EVENTS))
 wanted_sets = st.frozensets(names)

@@ -15,7 +15,7 @@ from dependency_injector import providers
 from chatscope.config.settings import RaySettings
 from chatscope.containers.application import ApplicationContainer
 from chatscope.distributed.executor import RayExecutor, WorkerPool
-from chatscope.services.runtime.telemetry import RecordingSink
+from chatscope.services.runtime.observability.telemetry import RecordingSink
 from chatscope.services.subagents.task import SubagentRunner, TaskRequest, TerminateReason
 from chatscope.testing import ScriptedProvider
 from tests.distributed.conftest import worker_env

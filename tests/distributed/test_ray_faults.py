@@ -20,8 +20,8 @@ from chatscope.distributed import executor as executor_module
 from chatscope.distributed.executor import RayExecutor, WorkerPool
 from chatscope.services.history.memory import InMemoryHistory
 from chatscope.services.messages import Message
+from chatscope.services.runtime.observability.telemetry import RecordingSink
 from chatscope.services.runtime.scopes import ScopeRequest
-from chatscope.services.runtime.telemetry import RecordingSink
 from chatscope.services.subagents.remote import RemoteTask, describe_task
 from chatscope.services.subagents.task import TaskRequest, TerminateReason
 from chatscope.testing import build_test_app

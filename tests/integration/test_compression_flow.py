@@ -19,7 +19,7 @@ from chatscope.services.history.summariser import SUMMARY_SYSTEM_PROMPT
 from chatscope.services.messages import Message, Usage, estimate_tokens
 from chatscope.services.runtime.context import AgentRuntimeContext
 from chatscope.services.runtime.invocation import ModelInvocation
-from chatscope.services.runtime.telemetry import RecordingSink
+from chatscope.services.runtime.observability.telemetry import RecordingSink
 from chatscope.testing import FunctionProvider, ScriptedReply, build_test_app
 from chatscope.testing.fakes import ScriptedProvider
 from tests.support.adapter_helpers import recording_client

@@ -21,7 +21,7 @@ from chatscope.services.history.plan import (
 from chatscope.services.history.summariser import render_transcript
 from chatscope.services.messages import Message, Role, TextBlock, estimate_tokens
 from chatscope.services.runtime.context import AgentRuntimeContext
-from chatscope.services.runtime.telemetry import RecordingSink
+from chatscope.services.runtime.observability.telemetry import RecordingSink
 from chatscope.testing import FunctionProvider, ScriptedReply
 from tests.support.histories import (
     compression_context,

@@ -45,8 +45,8 @@ from chatscope.services.runtime.fallback import (
     member_from_settings,
 )
 from chatscope.services.runtime.invocation import ModelInvocation
+from chatscope.services.runtime.observability.telemetry import RecordingSink
 from chatscope.services.runtime.scopes import ScopeRequest
-from chatscope.services.runtime.telemetry import RecordingSink
 from tests.support.scopes import make_scope_factory
 
 

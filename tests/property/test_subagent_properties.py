@@ -21,9 +21,9 @@ from chatscope.services.history.memory import InMemoryHistory
 from chatscope.services.messages import Message, Role, Usage
 from chatscope.services.runtime.context import AgentRuntimeContext
 from chatscope.services.runtime.invocation import ModelInvocation
+from chatscope.services.runtime.observability.telemetry import RecordingSink
 from chatscope.services.runtime.scopes import ScopeRequest
 from chatscope.services.runtime.state import AgentRuntimeState
-from chatscope.services.runtime.telemetry import RecordingSink
 from chatscope.services.subagents.profile import SubagentProfile, SubAgentScope
 from chatscope.services.subagents.task import TaskRequest, TaskResult, TerminateReason
 from chatscope.testing import FunctionProvider, ScriptedProvider, ScriptedReply

@@ -25,9 +25,9 @@ from chatscope.services.runtime.context import (
     ProviderCatalog,
     create_agent_runtime_context,
 )
+from chatscope.services.runtime.observability.telemetry import RecordingSink
 from chatscope.services.runtime.ports import HistoryStore, ModelProvider
 from chatscope.services.runtime.state import AgentRuntimeState
-from chatscope.services.runtime.telemetry import RecordingSink
 from chatscope.services.tools.registry import ToolRegistry
 from chatscope.testing import ScriptedProvider
 

@@ -19,10 +19,10 @@ from chatscope.services.runtime.context import (
     create_agent_runtime_context,
     tool_context_of,
 )
+from chatscope.services.runtime.observability.telemetry import RecordingSink
 from chatscope.services.runtime.ports import ModelProvider
 from chatscope.services.runtime.scopes import ScopeFactory
 from chatscope.services.runtime.state import AgentRuntimeState
-from chatscope.services.runtime.telemetry import RecordingSink
 from chatscope.services.tools.ports import Tool
 from chatscope.services.tools.registry import ToolPolicy, ToolRegistry
 from chatscope.services.tools.toolset import ToolSelection, assemble_tools

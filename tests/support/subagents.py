@@ -15,9 +15,9 @@ from chatscope.services.events import ProviderEvent, TextDelta, UsageEvent
 from chatscope.services.messages import Usage
 from chatscope.services.runtime.context import AgentRuntimeContext
 from chatscope.services.runtime.invocation import ModelInvocation
+from chatscope.services.runtime.observability.telemetry import RecordingSink
 from chatscope.services.runtime.ports import ModelProvider
 from chatscope.services.runtime.scopes import ScopeRequest
-from chatscope.services.runtime.telemetry import RecordingSink
 from chatscope.services.subagents.profile import SubagentProfile
 from chatscope.services.subagents.task import SubagentRunner
 from chatscope.services.subagents.task_tools import TaskTool

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from chatscope.adapters.providers.openai.chat import OpenAIChatProvider
 from chatscope.errors import MIN_SCRUBBED_SECRET_CHARS, AuthenticationFailedError, scrub_secret
+from chatscope.services.runtime.observability.telemetry import RecordingSink, RuntimeTelemetry
 from chatscope.services.runtime.state import AgentRuntimeState
-from chatscope.services.runtime.telemetry import RecordingSink, RuntimeTelemetry
 from tests.support.adapter_helpers import collect, make_invocation, responding_client
 
 MESSAGE = "Incorrect API key provided: e. You can find your API key at the usual place."

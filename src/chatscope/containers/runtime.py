@@ -17,9 +17,9 @@ from chatscope.services.history.summariser import Summariser
 from chatscope.services.runtime.auth import AuthResolver
 from chatscope.services.runtime.context import ProviderCatalog, open_scope_context
 from chatscope.services.runtime.fallback import FallbackChains
+from chatscope.services.runtime.observability.tracing import NO_TRACING, Tracing
 from chatscope.services.runtime.ports import TelemetrySink
 from chatscope.services.runtime.scopes import ScopeFactory
-from chatscope.services.runtime.tracing import NO_TRACING, Tracing
 from chatscope.services.subagents.task import SubagentExecutor
 from chatscope.services.subagents.task_tools import SubagentTools
 from chatscope.services.tools.registry import ToolRegistry

@@ -26,8 +26,8 @@ from ray.exceptions import RayActorError, RayError, RayTaskError, WorkerCrashedE
 from chatscope.config.settings import RaySettings, Settings
 from chatscope.distributed.stream import Event, Finished, Record, Started, StreamItem
 from chatscope.distributed.worker import SubagentWorker
+from chatscope.services.runtime.observability.telemetry import TELEMETRY_EVENTS
 from chatscope.services.runtime.ports import TelemetrySink
-from chatscope.services.runtime.telemetry import TELEMETRY_EVENTS
 from chatscope.services.subagents.remote import (
     RemoteProgress,
     RemoteTask,

@@ -19,7 +19,7 @@ from chatscope.containers import ApplicationContainer
 from chatscope.errors import ProviderNetworkError
 from chatscope.services.events import AnsweredBy, TextDelta, TurnDone
 from chatscope.services.messages import Role
-from chatscope.services.runtime.telemetry import RecordingSink
+from chatscope.services.runtime.observability.telemetry import RecordingSink
 from tests.support.cassettes import load_cassette
 from tests.support.cli import openai_text_stream, openai_tool_call_stream
 from tests.support.replay_server import (

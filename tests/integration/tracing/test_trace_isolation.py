@@ -15,7 +15,7 @@ from chatscope.errors import InvalidRequestError
 from chatscope.services.history.summariser import SUMMARY_SYSTEM_PROMPT
 from chatscope.services.messages import ToolCallBlock, Usage
 from chatscope.services.runtime.invocation import ModelInvocation
-from chatscope.services.runtime.telemetry import RecordingSink
+from chatscope.services.runtime.observability.telemetry import RecordingSink
 from chatscope.services.subagents.profile import SubAgentScope
 from chatscope.testing import FunctionProvider, ScriptedReply, build_test_app
 from tests.support.histories import reply, user

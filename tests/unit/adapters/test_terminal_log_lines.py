@@ -26,7 +26,7 @@ from chatscope.adapters.logging.sink import StructlogSink
 from chatscope.errors import ServerError
 from chatscope.services.events import ProviderEvent
 from chatscope.services.runtime.invocation import ModelInvocation
-from chatscope.services.runtime.telemetry import RecordingSink
+from chatscope.services.runtime.observability.telemetry import RecordingSink
 from chatscope.testing.fakes import FunctionProvider, ScriptedReply
 from tests.support.cli import cli_env, openai_text_stream
 from tests.support.replay_server import ScriptedResponse, replay_server

@@ -23,7 +23,7 @@ from chatscope.services.frozen import FrozenDict, deep_freeze
 from chatscope.services.messages import Role, ToolResultBlock, Usage
 from chatscope.services.runtime.auth import AuthResolver, AuthSpec
 from chatscope.services.runtime.invocation import ModelInvocation
-from chatscope.services.runtime.telemetry import RecordingSink
+from chatscope.services.runtime.observability.telemetry import RecordingSink
 from chatscope.services.tools.ports import ToolContext, ToolDeclaration
 from chatscope.testing.fakes import FunctionProvider, ScriptedProvider, ScriptedReply
 from tests.support.scopes import FAST_RETRY, make_chat, make_context

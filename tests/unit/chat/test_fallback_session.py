@@ -28,8 +28,8 @@ from chatscope.services.runtime.fallback import (
     FallbackChains,
 )
 from chatscope.services.runtime.invocation import ModelInvocation
+from chatscope.services.runtime.observability.telemetry import RecordingSink
 from chatscope.services.runtime.state import AgentRuntimeState
-from chatscope.services.runtime.telemetry import RecordingSink
 from chatscope.services.tools.function import tool
 from chatscope.services.tools.registry import ToolRegistry
 from chatscope.testing import FunctionProvider, ScriptedReply

@@ -22,7 +22,7 @@ from chatscope.services.history.compression import (
 )
 from chatscope.services.messages import Message, estimate_tokens
 from chatscope.services.runtime.context import AgentRuntimeContext
-from chatscope.services.runtime.telemetry import RecordingSink
+from chatscope.services.runtime.observability.telemetry import RecordingSink
 from tests.support.histories import compression_context, conversation, reply, user
 
 TWELVE = conversation(12)  # 499 estimated tokens

@@ -25,7 +25,7 @@ from chatscope.services.messages import Message, Role, TextBlock, ToolResultBloc
 from chatscope.services.runtime.auth import AuthResolver
 from chatscope.services.runtime.context import AgentRuntimeContext, ProviderCatalog
 from chatscope.services.runtime.invocation import ModelInvocation
-from chatscope.services.runtime.telemetry import RecordingSink
+from chatscope.services.runtime.observability.telemetry import RecordingSink
 from chatscope.testing import FunctionProvider, ScriptedProvider, ScriptedReply
 from tests.support.histories import (
     FakeClock,

@@ -14,8 +14,8 @@ from chatscope.errors import MissingProviderRuntimeError, UnknownProviderError
 from chatscope.services.history.memory import InMemoryHistory
 from chatscope.services.runtime.auth import AuthSpec
 from chatscope.services.runtime.context import ProviderCatalog, create_agent_runtime_context
+from chatscope.services.runtime.observability.telemetry import RecordingSink
 from chatscope.services.runtime.state import AgentRuntimeState
-from chatscope.services.runtime.telemetry import RecordingSink
 from chatscope.services.tools.registry import ToolRegistry
 from chatscope.testing.fakes import ScriptedProvider
 

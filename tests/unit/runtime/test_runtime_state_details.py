@@ -24,8 +24,8 @@ from chatscope.services.runtime.context import (
     open_scope_context,
 )
 from chatscope.services.runtime.invocation import AuthType
+from chatscope.services.runtime.observability.telemetry import RecordingSink
 from chatscope.services.runtime.state import AgentRuntimeState
-from chatscope.services.runtime.telemetry import RecordingSink
 from chatscope.services.tools.registry import ToolRegistry
 from chatscope.services.tools.toolset import ToolSelection
 from chatscope.testing.fakes import ScriptedProvider

@@ -19,8 +19,8 @@ from chatscope.config.settings import FallbackMember, FallbackSettings
 from chatscope.errors import ConfigurationError
 from chatscope.services.frozen import FrozenDict, thaw
 from chatscope.services.runtime.invocation import AuthType
+from chatscope.services.runtime.observability.telemetry import RecordingSink
 from chatscope.services.runtime.scopes import ScopeFactory, ScopeRequest
-from chatscope.services.runtime.telemetry import RecordingSink
 from chatscope.testing.fakes import ScriptedProvider
 from tests.support.scopes import make_scope_factory
 

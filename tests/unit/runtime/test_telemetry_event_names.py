@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 import inspect
 
-from chatscope.services.runtime import telemetry
+from chatscope.services.runtime.observability import telemetry
 
 
 def emitted_names() -> set[str]:

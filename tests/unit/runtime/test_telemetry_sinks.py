@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from chatscope.adapters.logging.sink import StructlogSink
 from chatscope.services.messages import Usage
+from chatscope.services.runtime.observability.telemetry import RecordingSink, RuntimeTelemetry
 from chatscope.services.runtime.state import AgentRuntimeState
-from chatscope.services.runtime.telemetry import RecordingSink, RuntimeTelemetry
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
 EVENTS = ["api_request", "api_response", "api_error", "tool_call", "compression_failed"]

@@ -10,7 +10,7 @@ import pytest
 from chatscope.config.profiles import load_profile
 from chatscope.errors import ProfileError
 from chatscope.services.runtime.auth import AuthSpec
-from chatscope.services.runtime.telemetry import RecordingSink
+from chatscope.services.runtime.observability.telemetry import RecordingSink
 from chatscope.services.subagents.profile import SubagentProfile, SubAgentScope
 from chatscope.testing import ScriptedProvider
 from tests.support.profiles import write_profile

@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chatscope.services.messages import Message
+from chatscope.services.runtime.observability.telemetry import RecordingSink
 from chatscope.services.runtime.scopes import ScopeFactory, ScopeRequest
 from chatscope.services.runtime.state import AgentRuntimeState
-from chatscope.services.runtime.telemetry import RecordingSink
 from chatscope.services.subagents.profile import SubagentProfile, SubAgentScope
 from chatscope.testing.fakes import ScriptedProvider, ScriptedReply
 from tests.support.scopes import make_chat, make_scope_factory

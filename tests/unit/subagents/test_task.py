@@ -12,7 +12,7 @@ from chatscope.errors import AuthenticationFailedError
 from chatscope.services.events import TextDelta, ToolResultEvent
 from chatscope.services.messages import Role
 from chatscope.services.runtime.invocation import ModelInvocation
-from chatscope.services.runtime.telemetry import RecordingSink
+from chatscope.services.runtime.observability.telemetry import RecordingSink
 from chatscope.services.subagents.task import TaskRequest, TerminateReason
 from chatscope.testing import FunctionProvider, ScriptedProvider, ScriptedReply
 from tests.support.subagents import (

@@ -36,8 +36,8 @@ from chatscope.adapters.telemetry.spans import (
 )
 from chatscope.services.messages import Message, ToolCallBlock, Usage
 from chatscope.services.runtime.invocation import ModelInvocation
+from chatscope.services.runtime.observability.tracing import TraceParent
 from chatscope.services.runtime.state import AgentRuntimeState
-from chatscope.services.runtime.tracing import TraceParent
 
 __all__ = [
     "INSTRUMENTATION",

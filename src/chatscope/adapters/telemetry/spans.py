@@ -30,7 +30,7 @@ from chatscope.services.messages import (
     Usage,
 )
 from chatscope.services.runtime.invocation import ModelInvocation
-from chatscope.services.runtime.tracing import (
+from chatscope.services.runtime.observability.tracing import (
     NO_TRACING,
     CallOutcome,
     ModelCallTrace,

@@ -14,8 +14,8 @@ from chatscope.services.chat.assembly import ResponseAssembler
 from chatscope.services.chat.retry import RetryNotice
 from chatscope.services.events import AnsweredBy
 from chatscope.services.runtime.invocation import ModelInvocation
-from chatscope.services.runtime.telemetry import RuntimeTelemetry
-from chatscope.services.runtime.tracing import ModelCallTrace, ScopeTracer, TurnTrace
+from chatscope.services.runtime.observability.telemetry import RuntimeTelemetry
+from chatscope.services.runtime.observability.tracing import ModelCallTrace, ScopeTracer, TurnTrace
 
 __all__ = ["CallTelemetry"]
 

@@ -49,7 +49,7 @@ from chatscope.services.messages import Message, Role, ToolCallBlock, ToolResult
 from chatscope.services.runtime.auth import AuthResolver
 from chatscope.services.runtime.context import AgentRuntimeContext
 from chatscope.services.runtime.invocation import ModelInvocation
-from chatscope.services.runtime.tracing import TurnTrace
+from chatscope.services.runtime.observability.tracing import TurnTrace
 
 __all__ = ["ChatSession"]
 

@@ -14,6 +14,8 @@ from chatscope.config.ephemeral import EphemeralSettings
 from chatscope.errors import MissingProviderRuntimeError, UnknownProviderError
 from chatscope.services.runtime.auth import AuthSpec
 from chatscope.services.runtime.fallback import FallbackChain, ScopeFallback
+from chatscope.services.runtime.observability.telemetry import RuntimeTelemetry
+from chatscope.services.runtime.observability.tracing import NO_TRACING, TraceParent, Tracing
 from chatscope.services.runtime.ports import (
     HistoryOpener,
     HistoryStore,
@@ -21,8 +23,6 @@ from chatscope.services.runtime.ports import (
     TelemetrySink,
 )
 from chatscope.services.runtime.state import AgentRuntimeState
-from chatscope.services.runtime.telemetry import RuntimeTelemetry
-from chatscope.services.runtime.tracing import NO_TRACING, TraceParent, Tracing
 from chatscope.services.tools.ports import ToolContext
 from chatscope.services.tools.registry import ToolRegistry
 from chatscope.services.tools.toolset import ToolSelection

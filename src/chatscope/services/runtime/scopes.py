@@ -28,9 +28,9 @@ from chatscope.services.runtime.fallback import (
     FallbackChain,
     FallbackChains,
 )
+from chatscope.services.runtime.observability.tracing import TraceParent
 from chatscope.services.runtime.ports import HistoryStore
 from chatscope.services.runtime.state import AgentRuntimeState, new_id
-from chatscope.services.runtime.tracing import TraceParent
 from chatscope.services.tools.ports import Approver, Tool
 from chatscope.services.tools.toolset import ToolSelection, freeze_headers
 

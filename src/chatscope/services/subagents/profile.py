@@ -14,8 +14,8 @@ from chatscope.config.settings import FallbackSettings
 from chatscope.errors import ConfigurationError
 from chatscope.services.frozen import FrozenDict, deep_freeze
 from chatscope.services.runtime.context import AgentRuntimeContext
+from chatscope.services.runtime.observability.tracing import TraceParent
 from chatscope.services.runtime.scopes import ScopeFactory, ScopeRequest
-from chatscope.services.runtime.tracing import TraceParent
 
 __all__ = ["SubAgentScope", "SubagentProfile"]
 

@@ -20,8 +20,8 @@ from chatscope.errors import ToolError
 from chatscope.services.events import ChatEvent, TextDelta, UsageEvent
 from chatscope.services.frozen import FrozenDict, deep_freeze, thaw
 from chatscope.services.messages import Usage
+from chatscope.services.runtime.observability.tracing import TraceParent
 from chatscope.services.runtime.scopes import ScopeFactory
-from chatscope.services.runtime.tracing import TraceParent
 from chatscope.services.subagents.profile import SubagentProfile, SubAgentScope
 from chatscope.services.subagents.request import TaskRequest, TaskResult, TerminateReason
 from chatscope.services.subagents.task import SubagentLaunch, run_limits

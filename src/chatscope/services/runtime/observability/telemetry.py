@@ -19,9 +19,9 @@ from typing import Any
 
 from chatscope.errors import ProviderError, redact_secrets, scrub_secret
 from chatscope.services.messages import Usage
+from chatscope.services.runtime.observability.tracing import NO_TRACER, ScopeTracer
 from chatscope.services.runtime.ports import TelemetrySink
 from chatscope.services.runtime.state import AgentRuntimeState
-from chatscope.services.runtime.tracing import NO_TRACER, ScopeTracer
 
 __all__ = ["TELEMETRY_EVENTS", "RecordingSink", "RuntimeTelemetry"]
 
