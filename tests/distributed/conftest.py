@@ -6,6 +6,7 @@ the environment the tests give the worker actors (`runtime_env`), never from the
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import pytest
 import ray
 from ray._private import ray_constants
 
+from chatscope.config.settings import RaySettings
+from chatscope.distributed.executor import WorkerPool
 from tests.support.chat_server import chat_server
 from tests.support.profiles import write_profile
 from tests.support.replay_server import ReplayServer
@@ -62,6 +65,18 @@ def worker_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         max_turns=3,
     )
     return home
+
+
+@contextlib.contextmanager
+def worker_pool(workers: int, home: Path, server: ReplayServer) -> Iterator[WorkerPool]:
+    """A pool of `workers` worker actors whose environment points at `server`, shut down after."""
+    pool = WorkerPool(
+        RaySettings(workers=workers), runtime_env={"env_vars": worker_env(home, server)}
+    )
+    try:
+        yield pool
+    finally:
+        pool.shutdown()
 
 
 def worker_env(home: Path, server: ReplayServer) -> dict[str, str]:

@@ -12,13 +12,12 @@ import pytest
 import ray
 from dependency_injector import providers
 
-from chatscope.config.settings import RaySettings
 from chatscope.containers.application import ApplicationContainer
 from chatscope.distributed.executor import RayExecutor, WorkerPool
 from chatscope.services.runtime.observability.telemetry import RecordingSink
 from chatscope.services.subagents.task import SubagentRunner, TaskRequest, TerminateReason
 from chatscope.testing import ScriptedProvider
-from tests.distributed.conftest import worker_env
+from tests.distributed.conftest import worker_pool
 from tests.support.replay_server import ReplayServer
 from tests.support.subagents import foreground_with_runner, profile, subagent_app
 
@@ -28,10 +27,8 @@ pytestmark = pytest.mark.usefixtures("ray_cluster")
 @pytest.fixture(scope="module")
 def pool(ray_cluster: str, worker_home: Path, worker_llm: ReplayServer) -> Iterator[WorkerPool]:
     """Two workers whose environment points at the mock LLM."""
-    env = worker_env(worker_home, worker_llm)
-    workers = WorkerPool(RaySettings(workers=2), runtime_env={"env_vars": env})
-    yield workers
-    workers.shutdown()
+    with worker_pool(2, worker_home, worker_llm) as workers:
+        yield workers
 
 
 def ray_app(tmp_path: Path, pool: WorkerPool, sink: RecordingSink) -> ApplicationContainer:

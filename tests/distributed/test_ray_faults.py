@@ -14,7 +14,6 @@ import pytest
 import ray
 from dependency_injector import providers
 
-from chatscope.config.settings import RaySettings
 from chatscope.containers.application import ApplicationContainer
 from chatscope.distributed import executor as executor_module
 from chatscope.distributed.executor import RayExecutor, WorkerPool
@@ -25,7 +24,7 @@ from chatscope.services.runtime.scopes import ScopeRequest
 from chatscope.services.subagents.remote import RemoteTask, describe_task
 from chatscope.services.subagents.task import TaskRequest, TerminateReason
 from chatscope.testing import build_test_app
-from tests.distributed.conftest import WORKER_KEY, worker_env
+from tests.distributed.conftest import WORKER_KEY, worker_pool
 from tests.distributed.test_ray_executor import ray_app, running_remotely, wait_for
 from tests.support.cli import openai_text_stream, openai_tool_call_stream
 from tests.support.replay_server import ReplayServer, ScriptedResponse, replay_server
@@ -39,10 +38,8 @@ def lone_worker(
     ray_cluster: str, worker_home: Path, worker_llm: ReplayServer
 ) -> Iterator[WorkerPool]:
     """A pool of one worker, for a test that kills it."""
-    env = worker_env(worker_home, worker_llm)
-    workers = WorkerPool(RaySettings(workers=1), runtime_env={"env_vars": env})
-    yield workers
-    workers.shutdown()
+    with worker_pool(1, worker_home, worker_llm) as workers:
+        yield workers
 
 
 def parent_app(tmp_path: Path, server: ReplayServer, pool: WorkerPool) -> ApplicationContainer:
@@ -107,10 +104,8 @@ def _tool_result(body: dict[str, Any]) -> dict[str, Any]:
 def shared_pool(
     ray_cluster: str, worker_home: Path, worker_llm: ReplayServer
 ) -> Iterator[WorkerPool]:
-    env = worker_env(worker_home, worker_llm)
-    workers = WorkerPool(RaySettings(workers=2), runtime_env={"env_vars": env})
-    yield workers
-    workers.shutdown()
+    with worker_pool(2, worker_home, worker_llm) as workers:
+        yield workers
 
 
 async def test_concurrent_parents_subagents_on_ray_stay_apart_and_get_no_parent_secret(
