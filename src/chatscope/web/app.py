@@ -8,6 +8,7 @@ request builds a fresh scope from itself; what lives as long as the app is in `S
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -66,7 +67,11 @@ def app_from_environment() -> FastAPI:
     settings = load_settings(Path(env_file) if env_file else None)
     container = ApplicationContainer(settings=settings, environ=dict(os.environ))
     export_traces(container, os.environ, _warn)
-    return create_app(container)
+    app = create_app(container)
+    # The process serves only this app: what start-up made lives as long as it, so the
+    # collector need not walk it again (`gc.freeze`, as `chatscope serve` does in one process).
+    gc.freeze()
+    return app
 
 
 def _warn(message: str) -> None:
