@@ -167,7 +167,7 @@ class RayExecutor:
     ) -> TaskResult:
         try:
             async with launch.limit:
-                progress.start()
+                progress.streamed.start()
                 return await self._remote(task, progress, _guard(launch))
         except asyncio.CancelledError:
             return progress.ended(TerminateReason.CANCELLED)

@@ -11,20 +11,18 @@ The worker side builds a fresh scope from a `RemoteTask` with its own `ScopeFact
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from chatscope.config.ephemeral import EphemeralSettings
 from chatscope.errors import ToolError
-from chatscope.services.events import ChatEvent, TextDelta, UsageEvent
+from chatscope.services.events import ChatEvent
 from chatscope.services.frozen import FrozenDict, deep_freeze, thaw
-from chatscope.services.messages import Usage
 from chatscope.services.runtime.observability.tracing import TraceParent
 from chatscope.services.runtime.scopes import ScopeFactory
 from chatscope.services.subagents.profile import SubagentProfile, SubAgentScope
 from chatscope.services.subagents.request import TaskRequest, TaskResult, TerminateReason
-from chatscope.services.subagents.task import SubagentLaunch, run_limits
+from chatscope.services.subagents.task import StreamedSoFar, SubagentLaunch, run_limits
 
 __all__ = [
     "RemoteProgress",
@@ -101,16 +99,14 @@ class RemoteProgress:
     """The parent side of a remote run: what streamed back, and its result if it ended now."""
 
     __slots__ = (
-        "_started",
-        "chunks",
         "executor",
         "model",
         "node_id",
         "parent_runtime_id",
         "provider",
         "runtime_id",
+        "streamed",
         "subagent_name",
-        "usage",
     )
 
     def __init__(self, launch: SubagentLaunch, executor: str) -> None:
@@ -121,13 +117,7 @@ class RemoteProgress:
         self.executor = executor
         self.runtime_id = ""
         self.node_id: str | None = None
-        self.chunks: list[str] = []
-        self.usage = Usage()
-        self._started: float | None = None
-
-    def start(self) -> None:
-        """The run got its slot: its duration counts from now."""
-        self._started = time.perf_counter()
+        self.streamed = StreamedSoFar()
 
     def begun(self, *, runtime_id: str, provider: str, model: str, node_id: str | None) -> None:
         """The worker built the scope: its runtime id, endpoint and node."""
@@ -138,14 +128,10 @@ class RemoteProgress:
 
     def observe(self, event: ChatEvent) -> None:
         """Keep streamed text and usage, so that a run cut short loses none of it."""
-        if isinstance(event, TextDelta):
-            self.chunks.append(event.text)
-        elif isinstance(event, UsageEvent):
-            self.usage = self.usage + event.usage
+        self.streamed.observe(event)
 
     def ended(self, reason: TerminateReason, error: str | None = None) -> TaskResult:
         """The result of a run cut short on this side: what streamed back until now."""
-        elapsed = time.perf_counter() - self._started if self._started is not None else 0.0
         return TaskResult(
             subagent_name=self.subagent_name,
             runtime_id=self.runtime_id,
@@ -153,11 +139,11 @@ class RemoteProgress:
             provider=self.provider,
             model=self.model,
             terminate_reason=reason,
-            final_message="".join(self.chunks),
+            final_message=self.streamed.text(),
             emitted_values=FrozenDict(),
-            usage=self.usage,
+            usage=self.streamed.usage,
             model_calls=None,
-            duration_ms=elapsed * 1000,
+            duration_ms=self.streamed.elapsed_ms(),
             error=error,
             executor=self.executor,
             node_id=self.node_id,

@@ -44,6 +44,7 @@ __all__ = [
     "SubagentExecutor",
     "SubagentLaunch",
     "SubagentRun",
+    "StreamedSoFar",
     "SubagentRunner",
     "TaskRequest",
     "TaskResult",
@@ -192,7 +193,7 @@ class SubagentRunner:
 async def _execute(launch: SubagentLaunch, progress: _Progress) -> TaskResult:
     try:
         async with launch.limit:
-            progress.started = time.perf_counter()
+            progress.streamed.start()
             return await _drive(launch.open_chat, progress)
     except asyncio.CancelledError:
         return progress.ended(TerminateReason.CANCELLED)
@@ -209,7 +210,7 @@ async def drive_scope(
     `listener` sees every event the run streams (a remote worker sends them back).
     """
     progress = _Progress(scope, request, listener)
-    progress.started = time.perf_counter()
+    progress.streamed.start()
     return await _drive(open_chat, progress)
 
 
@@ -259,19 +260,43 @@ def _caller_is_cancelled() -> bool:
     return caller is not None and caller.cancelling() > 0
 
 
+class StreamedSoFar:
+    """What a run has streamed: its text and usage, and since when it has run, so that a run
+    cut short (a timeout, a cancellation, an error, a dead worker) still reports them."""
+
+    __slots__ = ("_started", "chunks", "usage")
+
+    def __init__(self) -> None:
+        self.chunks: list[str] = []
+        self.usage = Usage()
+        self._started: float | None = None
+
+    def start(self) -> None:
+        """The run got its slot: its duration counts from now."""
+        self._started = time.perf_counter()
+
+    def observe(self, event: ChatEvent) -> None:
+        """Keep streamed text and usage."""
+        if isinstance(event, TextDelta):
+            self.chunks.append(event.text)
+        elif isinstance(event, UsageEvent):
+            self.usage = self.usage + event.usage
+
+    def text(self) -> str:
+        """The text streamed so far."""
+        return "".join(self.chunks)
+
+    def elapsed_ms(self) -> float:
+        """Milliseconds since the run started (0 if it never did)."""
+        if self._started is None:
+            return 0.0
+        return (time.perf_counter() - self._started) * 1000
+
+
 class _Progress:
     """What one run has produced so far; every way a run ends reads its result from here."""
 
-    __slots__ = (
-        "chunks",
-        "listener",
-        "max_turns",
-        "request",
-        "scope",
-        "started",
-        "timeout",
-        "usage",
-    )
+    __slots__ = ("listener", "max_turns", "request", "scope", "streamed", "timeout")
 
     def __init__(
         self, scope: SubAgentScope, request: TaskRequest, listener: EventListener | None = None
@@ -280,9 +305,7 @@ class _Progress:
         self.request = request
         self.listener = listener
         self.max_turns, self.timeout = run_limits(scope.profile, request)
-        self.chunks: list[str] = []
-        self.usage = Usage()
-        self.started: float | None = None
+        self.streamed = StreamedSoFar()
 
     @property
     def runtime_id(self) -> str:
@@ -291,10 +314,7 @@ class _Progress:
 
     def observe(self, event: ChatEvent) -> None:
         """Keep streamed text and usage, so that a run cut short loses none of it."""
-        if isinstance(event, TextDelta):
-            self.chunks.append(event.text)
-        elif isinstance(event, UsageEvent):
-            self.usage = self.usage + event.usage
+        self.streamed.observe(event)
         if self.listener is not None:
             self.listener(event)
 
@@ -311,7 +331,7 @@ class _Progress:
 
     def ended(self, reason: TerminateReason, error: str | None = None) -> TaskResult:
         """The result of a run cut short: the text and usage streamed until now."""
-        return self._result(reason, "".join(self.chunks), self.usage, None, error)
+        return self._result(reason, self.streamed.text(), self.streamed.usage, None, error)
 
     def _result(
         self,
@@ -323,7 +343,6 @@ class _Progress:
         output: Any = None,
     ) -> TaskResult:
         state = self.scope.runtime_context.state
-        elapsed = time.perf_counter() - self.started if self.started is not None else 0.0
         return TaskResult(
             subagent_name=self.scope.name,
             runtime_id=state.runtime_id,
@@ -335,7 +354,7 @@ class _Progress:
             emitted_values=_emitted_values(self.scope.runtime_context),
             usage=usage,
             model_calls=model_calls,
-            duration_ms=elapsed * 1000,
+            duration_ms=self.streamed.elapsed_ms(),
             error=error,
             output=output,
         )
