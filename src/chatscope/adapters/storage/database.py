@@ -13,6 +13,13 @@ How it runs depends on the backend, never what it means:
 - Any other URL (PostgreSQL through asyncpg is the tested one) uses SQLAlchemy's async engine;
   the same function runs through `AsyncConnection.run_sync`, each statement awaited on the loop.
 
+The saved-turn path runs its statements through `execute_rows` and `first_row`. On SQLite a
+statement costs more in SQLAlchemy's execution path (about 25 µs each) than in SQLite itself, so
+an SQLite engine carries `DriverStatements` in its execution options: each statement is compiled
+by SQLAlchemy once per engine, then runs on the driver connection underneath, inside the
+SQLAlchemy transaction (as that transaction's `BEGIN` already does). Other engines run Core,
+and so does SQLite while anyone listens for the engine's cursor events.
+
 A transaction that has begun runs to its end even if the task awaiting it is cancelled (on the
 event loop nothing can interrupt it); the cancellation is raised once it has committed or
 rolled back, so whatever a caller keeps in memory never disagrees with what was stored.
@@ -21,18 +28,30 @@ rolled back, so whatever a caller keeps in memory never disagrees with what was 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sqlalchemy import URL, Engine
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import Executable
 
-__all__ = ["AsyncDatabase", "Database", "SqliteDatabase", "UnitOfWork"]
+__all__ = [
+    "DRIVER_STATEMENTS",
+    "AsyncDatabase",
+    "Database",
+    "DriverStatements",
+    "SqliteDatabase",
+    "UnitOfWork",
+    "execute_rows",
+    "first_row",
+]
 
 T = TypeVar("T")
 UnitOfWork = Callable[[Connection], T]
@@ -42,6 +61,8 @@ UnitOfWork = Callable[[Connection], T]
 _SQLITE_BUSY_CODES = frozenset({5, 6})
 WRITE_OPTION = "chatscope_write"
 """The execution option that makes SQLite's `BEGIN` an immediate one (see `engine.py`)."""
+DRIVER_STATEMENTS = "chatscope_driver_statements"
+"""The execution option of an SQLite engine that holds its `DriverStatements`."""
 
 
 class Database(ABC):
@@ -267,3 +288,127 @@ async def _to_its_end(started: asyncio.Future[T]) -> T:
         if not started.cancelled():
             started.exception()  # retrieved: its outcome is the cancellation raised now
         raise
+
+
+Parameters = Mapping[str, Any]
+
+
+def execute_rows(
+    connection: Connection, statement: Executable, rows: Parameters | Sequence[Parameters]
+) -> None:
+    """Run `statement` once, or once per row when `rows` is a list (an INSERT of many)."""
+    driver = _driver_statements(connection)
+    if driver is None:
+        connection.execute(statement, rows)
+    else:
+        driver.execute(connection, statement, rows)
+
+
+def first_row(
+    connection: Connection, statement: Executable, parameters: Parameters
+) -> tuple[Any, ...] | None:
+    """The first row `statement` returns, or None."""
+    driver = _driver_statements(connection)
+    if driver is None:
+        row = connection.execute(statement, parameters).first()
+        return None if row is None else tuple(row)
+    return driver.first(connection, statement, parameters)
+
+
+def _driver_statements(connection: Connection) -> DriverStatements | None:
+    """The engine's `DriverStatements`, unless someone listens for its cursor's statements
+    (OpenTelemetry's SQLAlchemy instrumentation, say): they then run through Core, seen."""
+    driver: DriverStatements | None = connection.get_execution_options().get(DRIVER_STATEMENTS)
+    dispatch = connection.dispatch
+    if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
+        return None
+    return driver
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """A statement as SQLite's driver takes it: SQL text with `?` markers, and how to fill them."""
+
+    sql: str
+    names: tuple[str, ...]
+    constants: Mapping[str, Any]
+    processors: Mapping[str, Callable[[Any], Any]]
+
+    def values(self, parameters: Parameters) -> tuple[Any, ...]:
+        values = []
+        for name in self.names:
+            value = self.constants[name] if name in self.constants else parameters[name]
+            processor = self.processors.get(name)
+            values.append(value if processor is None else processor(value))
+        return tuple(values)
+
+
+class DriverStatements:
+    """The statements one SQLite engine has run, compiled by SQLAlchemy once each.
+
+    A statement runs on the driver connection underneath the SQLAlchemy `Connection` it is given,
+    in the transaction that connection began; its parameters pass through the same type
+    processors SQLAlchemy applies (a `DateTime` becomes SQLite's text form), and a driver error
+    becomes the SQLAlchemy exception Core would raise. Only plain statements qualify: bound
+    parameters and constants, no expanding `IN`. Held by one engine and dropped with it.
+    """
+
+    __slots__ = ("_compiled",)
+
+    def __init__(self) -> None:
+        self._compiled: dict[Executable, _Compiled] = {}
+
+    def execute(
+        self, connection: Connection, statement: Executable, rows: Parameters | Sequence[Parameters]
+    ) -> None:
+        compiled = self._compile(connection, statement)
+        driver = connection.connection.driver_connection
+        try:
+            if isinstance(rows, Mapping):
+                driver.execute(compiled.sql, compiled.values(rows))  # type: ignore[union-attr]
+            else:
+                batch = [compiled.values(row) for row in rows]
+                driver.executemany(compiled.sql, batch)  # type: ignore[union-attr]
+        except sqlite3.Error as exc:
+            raise _as_sqlalchemy_error(connection, compiled.sql, exc) from None
+
+    def first(
+        self, connection: Connection, statement: Executable, parameters: Parameters
+    ) -> tuple[Any, ...] | None:
+        compiled = self._compile(connection, statement)
+        driver = connection.connection.driver_connection
+        try:
+            cursor = driver.execute(compiled.sql, compiled.values(parameters))  # type: ignore[union-attr]
+            row: tuple[Any, ...] | None = cursor.fetchone()
+            cursor.close()
+        except sqlite3.Error as exc:
+            raise _as_sqlalchemy_error(connection, compiled.sql, exc) from None
+        return row
+
+    def _compile(self, connection: Connection, statement: Executable) -> _Compiled:
+        compiled = self._compiled.get(statement)
+        if compiled is None:
+            compiled = self._compiled[statement] = _compile(connection, statement)
+        return compiled
+
+
+def _compile(connection: Connection, statement: Executable) -> _Compiled:
+    dialect = connection.dialect
+    compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+    names = tuple(compiled.positiontup or ())
+    binds = {name: compiled.binds[name] for name in names}
+    constants = {name: bind.value for name, bind in binds.items() if not bind.required}
+    processors = {}
+    for name, bind in binds.items():
+        processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if processor is not None:
+            processors[name] = processor
+    return _Compiled(str(compiled), names, constants, processors)
+
+
+def _as_sqlalchemy_error(connection: Connection, sql: str, exc: sqlite3.Error) -> BaseException:
+    """What SQLAlchemy raises for this driver error (an `IntegrityError`, say), without the
+    statement's parameters."""
+    return DBAPIError.instance(
+        sql, None, exc, sqlite3.Error, hide_parameters=True, dialect=connection.dialect
+    )

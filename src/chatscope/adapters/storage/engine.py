@@ -30,9 +30,11 @@ from sqlalchemy.exc import (
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from chatscope.adapters.storage.database import (
+    DRIVER_STATEMENTS,
     WRITE_OPTION,
     AsyncDatabase,
     Database,
+    DriverStatements,
     SqliteDatabase,
 )
 from chatscope.errors import ConfigurationError, redact_secrets
@@ -107,7 +109,7 @@ def _sqlite_database(url: URL) -> SqliteDatabase:
 
 
 def _sqlite_engine(url: URL, pragmas: tuple[str, ...]) -> Engine:
-    engine: Engine = create_engine(url)
+    engine: Engine = create_engine(url, execution_options={DRIVER_STATEMENTS: DriverStatements()})
     event.listen(engine, "connect", partial(_configure_sqlite_connection, pragmas=pragmas))
     event.listen(engine, "begin", _begin_sqlite_transaction)
     return engine

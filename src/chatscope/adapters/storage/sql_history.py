@@ -32,7 +32,7 @@ from chatscope.adapters.storage.codec import (
     encode_message,
     encode_usage,
 )
-from chatscope.adapters.storage.database import Database
+from chatscope.adapters.storage.database import Database, execute_rows, first_row
 from chatscope.adapters.storage.engine import describe_database_error
 from chatscope.adapters.storage.schema import LOCAL_OWNER, messages_table, sessions_table
 from chatscope.adapters.storage.statements import (
@@ -194,7 +194,7 @@ class SqlHistoryStore:
         parameters = {"p_session": self.session_id, "p_owner": self._owner, "p_now": now}
         parameters |= {"p_added": len(turn), "p_title": session_title(turn)}
         parameters |= {f"p_{key}": value for key, value in self._label.items()}
-        row = connection.execute(bump, parameters).first()
+        row = first_row(connection, bump, parameters)
         if row is None:
             self._create(connection, now, turn, turn_count=1)
             counts = (len(turn), 1)
@@ -216,7 +216,7 @@ class SqlHistoryStore:
         rows = [_row(self.session_id, first + i, turn_number, m) for i, m in enumerate(turn)]
         if usage is not None:
             rows[-1]["usage"] = encode_usage(usage)
-        connection.execute(INSERT_MESSAGES, rows)
+        execute_rows(connection, INSERT_MESSAGES, rows)
 
     def _write_replacement(self, new: tuple[Message, ...], connection: Connection) -> None:
         now, turns = utc_now(), _turn_numbers(new)
@@ -259,14 +259,14 @@ class SqlHistoryStore:
         created meanwhile by another writer, makes the insert collide, and
         `_retrying_creation` appends to it."""
         if checked:
-            found = connection.execute(SESSION_OWNER, {"p_session": self.session_id}).first()
-            if found is not None and found.owner != self._owner:
+            found = first_row(connection, SESSION_OWNER, {"p_session": self.session_id})
+            if found is not None and found[0] != self._owner:
                 raise UnknownSessionError(self.session_id)
         row = {"id": self.session_id, "created_at": now, "updated_at": now}
         row |= {"title": session_title(messages), "message_count": len(messages)}
         row |= {"turn_count": turn_count, "owner": self._owner, "system_prompt": None}
         row |= {"provider": None, "model": None, **self._label}
-        connection.execute(INSERT_SESSION, row)
+        execute_rows(connection, INSERT_SESSION, row)
 
     def _failures(self, action: str) -> AbstractAsyncContextManager[None]:
         return database_failures(f"{action} session {self.session_id!r}")
