@@ -18,7 +18,7 @@ statement costs more in SQLAlchemy's execution path (about 25 µs each) than in 
 an SQLite engine carries `DriverStatements` in its execution options: each statement is compiled
 by SQLAlchemy once per engine, then runs on the driver connection underneath, inside the
 SQLAlchemy transaction (as that transaction's `BEGIN` already does). Other engines run Core,
-and so does SQLite while anyone listens for the engine's cursor events.
+and so does SQLite while anyone listens for the engine's cursor or error events.
 
 A transaction that has begun runs to its end even if the task awaiting it is cancelled (on the
 event loop nothing can interrupt it); the cancellation is raised once it has committed or
@@ -316,11 +316,17 @@ def first_row(
 
 
 def _driver_statements(connection: Connection) -> DriverStatements | None:
-    """The engine's `DriverStatements`, unless someone listens for its cursor's statements
-    (OpenTelemetry's SQLAlchemy instrumentation, say): they then run through Core, seen."""
+    """The engine's `DriverStatements` for a statement inside a transaction, unless someone
+    listens for the engine's statements or errors (OpenTelemetry's SQLAlchemy instrumentation,
+    say): they then run through Core, seen. (Outside a transaction Core begins one itself,
+    which the driver, in autocommit, would not.)"""
     driver: DriverStatements | None = connection.get_execution_options().get(DRIVER_STATEMENTS)
+    if driver is None or not connection.in_transaction():
+        return None
     dispatch = connection.dispatch
     if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
+        return None
+    if connection.dialect.dispatch.handle_error:
         return None
     return driver
 
