@@ -189,3 +189,42 @@ def test_a_child_of_a_described_parent_is_built_as_a_child_of_a_live_one(
         assert child.tools.approver is None
         assert child.fallback is None
     assert live.runtime_id != described.runtime_id
+
+
+endpoint_fields = st.fixed_dictionaries(
+    {
+        "base_url": st.sampled_from(["http://a.test/v1", "http://b.test/v1"]),
+        "default_model": st.text(alphabet="abcdefgh-", min_size=1, max_size=8),
+        "auth_required": st.booleans(),
+    }
+)
+
+
+@given(first=endpoint_fields, second=endpoint_fields, picks=st.lists(st.booleans(), max_size=6))
+def test_the_default_scope_is_what_a_request_naming_the_settings_gets(
+    tmp_path: Path, first: dict[str, Any], second: dict[str, Any], picks: list[bool]
+) -> None:
+    """`foreground()` works the settings' endpoint out once per factory: interleaved across two
+    factories, every default scope has its own factory's endpoint, exactly what a request that
+    names it explicitly gets, and a fresh runtime id."""
+    factories = [_factory(tmp_path, **first), _factory(tmp_path, **second)]
+    seen: set[str] = set()
+    for pick, fields in [(pick, (first, second)[pick]) for pick in [False, True, *picks]]:
+        scopes = factories[pick]
+        default = scopes.foreground()
+        named = scopes.foreground(
+            ScopeRequest(
+                provider="openai",
+                model=fields["default_model"],
+                base_url=fields["base_url"],
+                auth_required=fields["auth_required"],
+            )
+        )
+        assert (default.state.model, default.state.base_url) == (
+            fields["default_model"],
+            fields["base_url"],
+        )
+        assert default.auth == named.auth
+        assert default.state.auth_type == named.state.auth_type
+        assert default.runtime_id not in seen
+        seen.add(default.runtime_id)

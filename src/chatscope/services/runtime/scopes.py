@@ -165,6 +165,45 @@ def _session_parts(request: ScopeRequest) -> dict[str, Any]:
 
 _DEFAULT_REQUEST = ScopeRequest()
 """What `foreground()` asks for without a request: everything from the settings (frozen)."""
+_DEFAULT_SELECTION = ToolSelection()
+"""The tool selection of a request that selects nothing (frozen)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Endpoint:
+    """Where a scope's calls go and how they authenticate."""
+
+    provider: str
+    model: str
+    base_url: str | None
+    auth: AuthSpec
+
+
+def _endpoint_of(request: ScopeRequest, settings: Settings) -> _Endpoint:
+    """The request's provider, model, base URL and auth, each from the settings when unset."""
+    provider = request.provider or settings.provider
+    section = settings.providers.get(provider)
+    auth = AuthSpec.for_provider(
+        provider,
+        api_key=request.api_key or section.api_key,
+        key_file=request.key_file or section.key_file,
+        required=section.auth_required if request.auth_required is None else request.auth_required,
+    )
+    if request.key_variables is not None:
+        auth = dataclasses.replace(auth, env_vars=request.key_variables)
+    if request.api_key_env:
+        auth = dataclasses.replace(auth, env_vars=(request.api_key_env, *auth.env_vars))
+    model = request.model or settings.model_for(provider)
+    return _Endpoint(provider, model, request.base_url or section.base_url, auth)
+
+
+def _selection_of(request: ScopeRequest, parent_approver: Approver | None) -> ToolSelection:
+    return ToolSelection(
+        extra=request.tools,
+        mcp_headers=request.mcp_headers,
+        mcp_servers=request.mcp_servers,
+        approver=request.approver or parent_approver,
+    )
 
 
 def _mark_new_session(history: HistoryStore) -> None:
@@ -187,7 +226,7 @@ class ScopeFactory:
     taken from `chains`, the application's (a fresh one per scope without it).
     """
 
-    __slots__ = ("_build_context", "_chains", "_scope_tools", "_settings")
+    __slots__ = ("_build_context", "_chains", "_default", "_scope_tools", "_settings")
 
     def __init__(
         self,
@@ -200,6 +239,7 @@ class ScopeFactory:
         self._build_context = build_context
         self._scope_tools = scope_tools
         self._chains = chains
+        self._default: _Endpoint | None = None
 
     def foreground(self, request: ScopeRequest | None = None) -> AgentRuntimeContext:
         """A fresh top-level scope: new runtime id, new history, new telemetry binding."""
@@ -241,51 +281,42 @@ class ScopeFactory:
         parent_approver: Approver | None = None,
         ephemerals: EphemeralSettings,
     ) -> AgentRuntimeContext:
-        provider = request.provider or self._settings.provider
-        section = self._settings.providers.get(provider)
-        auth = AuthSpec.for_provider(
-            provider,
-            api_key=request.api_key or section.api_key,
-            key_file=request.key_file or section.key_file,
-            required=section.auth_required
-            if request.auth_required is None
-            else request.auth_required,
-        )
-        if request.key_variables is not None:
-            auth = dataclasses.replace(auth, env_vars=request.key_variables)
-        if request.api_key_env:
-            auth = dataclasses.replace(auth, env_vars=(request.api_key_env, *auth.env_vars))
+        # The settings' own scope (the request that chooses nothing): its endpoint, selection
+        # and session parts are the same every time, so they are worked out once.
+        plain = request is _DEFAULT_REQUEST and parent_approver is None
+        endpoint = self._default_endpoint() if plain else _endpoint_of(request, self._settings)
         state = AgentRuntimeState(
             runtime_id=new_id(),
             session_id=request.session_id or new_id(),
-            provider=provider,
-            model=request.model or self._settings.model_for(provider),
-            base_url=request.base_url or section.base_url,
-            auth_type=auth.auth_type,
+            provider=endpoint.provider,
+            model=endpoint.model,
+            base_url=endpoint.base_url,
+            auth_type=endpoint.auth.auth_type,
             model_params=request.model_params,
             parent_runtime_id=parent_runtime_id,
             subagent_name=request.subagent_name,
         )
         context = self._build_context(
             state=state,
-            auth=auth,
+            auth=endpoint.auth,
             ephemerals=ephemerals.with_overrides(request.ephemeral_overrides),
             system_prompt=request.system_prompt,
             allowed_tools=self._plain_tools(request.allowed_tools),
-            tool_selection=ToolSelection(
-                extra=request.tools,
-                mcp_headers=request.mcp_headers,
-                mcp_servers=request.mcp_servers,
-                approver=request.approver or parent_approver,
-            ),
-            **_session_parts(request),
-            **self._fallback_parts(request, state, auth),
+            tool_selection=_DEFAULT_SELECTION if plain else _selection_of(request, parent_approver),
+            **({} if plain else _session_parts(request)),
+            **self._fallback_parts(request, state, endpoint.auth),
         )
         if request.session_id is None and request.history is None:
             _mark_new_session(context.history)
         if self._scope_tools is None:
             return context
         return self._scope_tools.bind(context, scopes=self, allowed_tools=request.allowed_tools)
+
+    def _default_endpoint(self) -> _Endpoint:
+        """The settings' default endpoint, worked out on first use (the settings are frozen)."""
+        if self._default is None:
+            self._default = _endpoint_of(_DEFAULT_REQUEST, self._settings)
+        return self._default
 
     def _fallback_parts(
         self, request: ScopeRequest, state: AgentRuntimeState, auth: AuthSpec
