@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -56,10 +57,12 @@ class WorkerPool:
     """The worker actors of one application, created on first use; the least busy runs next.
 
     `runtime_env` is passed to every actor (tests give workers their own environment this
-    way); `address` is Ray's standard `RAY_ADDRESS`, or None for a local cluster.
+    way); `address` is Ray's standard `RAY_ADDRESS`, or None for a local cluster. Starting or
+    joining the cluster takes seconds, so `leased` does it on a thread: the event loop (a web
+    service's other requests) goes on meanwhile, and concurrent first runs start it once.
     """
 
-    __slots__ = ("_address", "_owns_ray", "_runtime_env", "_settings", "_workers")
+    __slots__ = ("_address", "_filling", "_owns_ray", "_runtime_env", "_settings", "_workers")
 
     def __init__(
         self,
@@ -73,11 +76,18 @@ class WorkerPool:
         self._runtime_env = dict(runtime_env) if runtime_env is not None else None
         self._workers: list[_Worker] = []
         self._owns_ray = False
+        self._filling = threading.Lock()
+
+    async def leased(self) -> _Worker:
+        """`lease`, once the actors exist (created on a thread the first time)."""
+        if not self._workers:
+            await asyncio.to_thread(self._fill_once)
+        return self.lease()
 
     def lease(self) -> _Worker:
         """The least busy worker, counted as running one more subagent."""
         if not self._workers:
-            self._fill()
+            self._fill_once()
         worker = min(self._workers, key=lambda candidate: candidate.running)
         worker.running += 1
         return worker
@@ -107,6 +117,11 @@ class WorkerPool:
         if self._owns_ray:
             ray.shutdown()
             self._owns_ray = False
+
+    def _fill_once(self) -> None:
+        with self._filling:
+            if not self._workers:
+                self._fill()
 
     def _fill(self) -> None:
         if not ray.is_initialized():
@@ -176,7 +191,7 @@ class RayExecutor:
         self, task: RemoteTask, progress: RemoteProgress, guard: float | None
     ) -> TaskResult:
         try:
-            worker = self._pool.lease()
+            worker = await self._pool.leased()
         except Exception as exc:  # Ray could not be started or reached
             return progress.ended(TerminateReason.ERROR, describe_error(exc))
         stream = worker.handle.run.options(num_returns="streaming").remote(task)
