@@ -3,6 +3,7 @@ events that run's parent keeps are ever built."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from hypothesis import given
@@ -51,3 +52,24 @@ def test_each_record_reaches_only_its_own_run_and_only_if_wanted(
             if "ab"[index % 2] == run and event in wanted
         ]
         assert got[run] == expected
+
+
+@given(runs=st.lists(wanted_sets, max_size=8), ends=st.lists(st.integers(0, 7), max_size=8))
+def test_what_is_wanted_follows_the_runs_as_they_start_and_end(
+    runs: list[frozenset[str]], ends: list[int]
+) -> None:
+    """Runs start together and end in any order: after each end, `wants` is exactly the union
+    of what the parents of the runs still going keep."""
+    sink = ForwardingSink()
+    with contextlib.ExitStack() as stack:
+        going: dict[int, contextlib.ExitStack] = {}
+        for index, wanted in enumerate(runs):
+            run = stack.enter_context(contextlib.ExitStack())
+            run.enter_context(sink.routed(f"run-{index}", lambda *_: None, wanted))
+            going[index] = run
+        for index in ends:
+            if index in going:
+                going.pop(index).close()
+            still = frozenset().union(*(runs[i] for i in going))
+            assert {event for event in TELEMETRY_EVENTS if sink.wants(event)} == still
+    assert not any(sink.wants(event) for event in TELEMETRY_EVENTS)

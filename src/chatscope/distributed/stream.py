@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -63,17 +64,19 @@ class ForwardingSink:
     Records are routed by their `runtime_id`, and only those the run's parent wants (its
     `wanted_records`): an event no running subagent's parent wants is never built, as a local
     sink that would drop it is never handed one. A record of no running subagent is dropped
-    (the worker runs nothing else). The parent re-emits them into its own sink.
+    (the worker runs nothing else). The parent re-emits them into its own sink. `wants` costs
+    the same however many subagents run: it counts the runs that want each event.
     """
 
-    __slots__ = ("_routes",)
+    __slots__ = ("_routes", "_wanted")
 
     def __init__(self) -> None:
         self._routes: dict[str, tuple[RecordRoute, frozenset[str]]] = {}
+        self._wanted: Counter[str] = Counter()
 
     def wants(self, event: str) -> bool:
         """Whether the parent of any running subagent wants `event`."""
-        return any(event in wanted for _, wanted in self._routes.values())
+        return event in self._wanted
 
     def emit(self, event: str, fields: Mapping[str, Any]) -> None:
         """Hand the record to the run of its scope, if one is running and its parent wants it."""
@@ -85,10 +88,15 @@ class ForwardingSink:
     def routed(self, runtime_id: str, route: RecordRoute, wanted: frozenset[str]) -> Iterator[None]:
         """Send the records of `runtime_id` that are `wanted` to `route` while the block runs."""
         self._routes[runtime_id] = (route, wanted)
+        self._wanted.update(wanted)
         try:
             yield
         finally:
             del self._routes[runtime_id]
+            self._wanted.subtract(wanted)
+            for event in wanted:
+                if not self._wanted[event]:
+                    del self._wanted[event]
 
 
 class Feed:
@@ -144,7 +152,8 @@ class Feed:
             if remaining <= 0:
                 return tuple(batch), False
             try:
-                item = await asyncio.wait_for(self._queue.get(), remaining)
+                async with asyncio.timeout(remaining):  # no task per wait, as `wait_for` makes
+                    item = await self._queue.get()
             except TimeoutError:
                 return tuple(batch), False
         return tuple(batch), True
