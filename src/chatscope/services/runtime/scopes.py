@@ -140,10 +140,17 @@ class ScopeRequest:
 
     @classmethod
     def create(cls, **fields: Any) -> ScopeRequest:
-        """A request with its mappings frozen and plain-text keys and headers made secrets."""
+        """A request with its mappings frozen and plain-text keys and headers made secrets
+        (a mapping not given, or given empty, is the field's empty default)."""
         for name in ("model_params", "ephemeral_overrides"):
-            fields[name] = deep_freeze(fields.get(name) or {})
-        fields["mcp_headers"] = freeze_headers(fields.get("mcp_headers"))
+            if fields.get(name):
+                fields[name] = deep_freeze(fields[name])
+            else:
+                fields.pop(name, None)
+        if fields.get("mcp_headers"):
+            fields["mcp_headers"] = freeze_headers(fields["mcp_headers"])
+        else:
+            fields.pop("mcp_headers", None)
         for name in ("tools", "mcp_servers"):
             if fields.get(name) is not None:
                 fields[name] = tuple(fields[name])
