@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from chatscope.adapters.storage.database import Database
+from chatscope.adapters.storage.schema import sessions_table
 from chatscope.adapters.storage.sql_history import SqlHistoryStore
 from chatscope.errors import UnknownSessionError
 from chatscope.services.messages import Message, Role
@@ -99,8 +100,9 @@ async def test_an_id_taken_by_another_owner_is_refused_not_overwritten(
     )
     intruder = SqlHistoryStore(database, session_id=session_id, owner="bob")
     intruder.mark_new_session()
-    with pytest.raises(UnknownSessionError):
+    with pytest.raises(UnknownSessionError) as refused:
         await intruder.append_turn([user("theirs"), reply("no")])
+    assert refused.value.session_id == session_id
     owned = SqlHistoryStore(database, session_id=session_id, owner="alice")
     assert [message.text for message in await owned.messages()] == ["mine", "yes"]
 
@@ -126,3 +128,34 @@ async def test_a_foreground_scope_without_a_session_id_skips_the_read(tmp_path: 
         assert [m.text for m in stored if m.role is Role.USER] == ["hello", "more"]
     finally:
         await app.shutdown_resources()  # type: ignore[misc]
+
+
+async def session_row(database: Database, session_id: str) -> tuple[int, int, str]:
+    """The session's (message_count, turn_count, title) as stored."""
+
+    def read(connection: Any) -> tuple[int, int, str]:
+        query = select(
+            sessions_table.c.message_count, sessions_table.c.turn_count, sessions_table.c.title
+        ).where(sessions_table.c.id == session_id)
+        row = connection.execute(query).one()
+        return int(row[0]), int(row[1]), str(row[2])
+
+    return await database.read(read)
+
+
+@settings(max_examples=10, deadline=None)
+@given(exchanges=turns.map(lambda pairs: pairs[:3]))
+async def test_told_or_not_a_new_session_counts_its_turns_alike(
+    database: Database, exchanges: list[tuple[str, str]]
+) -> None:
+    """A store told its session is new and one that finds out by writing store the same
+    counts and title after every turn: the first turn is turn 1."""
+    told = SqlHistoryStore(database, session_id=new_id())
+    told.mark_new_session()
+    untold = SqlHistoryStore(database, session_id=new_id())
+    for number, (prompt, answer) in enumerate(exchanges, start=1):
+        for store in (told, untold):
+            await store.append_turn([user(prompt), reply(answer)])
+        rows = [await session_row(database, store.session_id) for store in (told, untold)]
+        assert rows[0] == rows[1]
+        assert rows[0][:2] == (2 * number, number)

@@ -228,3 +228,21 @@ def test_the_default_scope_is_what_a_request_naming_the_settings_gets(
         assert default.state.auth_type == named.state.auth_type
         assert default.runtime_id not in seen
         seen.add(default.runtime_id)
+
+
+empty_mappings: st.SearchStrategy[Any] = st.sampled_from([None, {}, FrozenDict()])
+
+
+@given(params=empty_mappings, overrides=empty_mappings, headers=empty_mappings)
+def test_a_request_given_empty_mappings_is_the_request_given_none(
+    params: Any, overrides: Any, headers: Any
+) -> None:
+    """None, an empty dict and an empty frozen mapping all leave a mapping field at its empty
+    frozen default."""
+    request = ScopeRequest.create(
+        provider="openai", model_params=params, ephemeral_overrides=overrides, mcp_headers=headers
+    )
+    assert request == ScopeRequest(provider="openai")
+    for value in (request.model_params, request.ephemeral_overrides, request.mcp_headers):
+        assert isinstance(value, FrozenDict)
+        assert not value
