@@ -607,3 +607,92 @@ def test_invalid_options_are_refused(options: dict[str, Any], message: str) -> N
     """A name providers would refuse, or a timeout that is not positive, is refused early."""
     with pytest.raises(ConfigurationError, match=message):
         tool(**options)(weather.function)
+
+
+def test_a_positive_timeout_under_a_second_is_declared() -> None:
+    """Any positive timeout is a timeout, a fraction of a second too."""
+
+    @tool(timeout=0.25)
+    def quick() -> str:
+        return "done"
+
+    assert quick.declaration.timeout == 0.25
+
+
+def test_an_optional_model_parameter_is_inlined_in_its_choices() -> None:
+    """A model inside `anyOf` (an optional model) is inlined there, as a plain one is."""
+
+    @tool
+    def place(item: Item | None = None) -> str:
+        return "placed"
+
+    schema = parameters(place)["properties"]["item"]
+    assert "$ref" not in json.dumps(schema)
+    assert {"type": "null"} in schema["anyOf"]
+    models = [option for option in schema["anyOf"] if option.get("type") == "object"]
+    assert [model["properties"]["name"] for model in models] == [{"type": "string"}]
+
+
+def test_a_section_before_the_arguments_is_not_read_as_one() -> None:
+    """An indented block under another heading (an example) describes no parameter."""
+
+    @tool
+    def greet(name: str) -> str:
+        """Greet someone.
+
+        Example:
+            greet("Ada")
+
+        Args:
+            name: Who to greet.
+        """
+        return f"hello {name}"
+
+    assert parameters(greet)["properties"]["name"]["description"] == "Who to greet."
+
+
+def test_a_signature_problem_names_the_function_by_its_qualified_name() -> None:
+    """The error says which function: its qualified name."""
+
+    def untyped(value):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+        return value
+
+    with pytest.raises(ConfigurationError) as refused:
+        tool(untyped)
+    assert str(refused.value).startswith(f"tool function {untyped.__qualname__}: parameter")
+
+
+class _Shouter:
+    """A callable object: no `__qualname__` of its own instance."""
+
+    __name__ = "shout"
+
+    def __call__(self, text) -> str:  # type: ignore[no-untyped-def]  # noqa: ANN001
+        return str(text).upper()
+
+    def __repr__(self) -> str:
+        return "<the shouter>"
+
+
+def test_a_callable_object_is_named_by_its_repr() -> None:
+    """A callable object without a qualified name is named as it shows itself."""
+    with pytest.raises(ConfigurationError) as refused:
+        FunctionTool(_Shouter())
+    assert str(refused.value).startswith("tool function <the shouter>: ")
+
+
+LongChoice = Literal[tuple(f"option-{index:03d}-" + "x" * 20 for index in range(20))]  # type: ignore[valid-type]
+
+
+async def test_a_long_validation_message_is_cut_short() -> None:
+    """A model-facing problem is at most 160 characters and says it was cut."""
+
+    @tool
+    def pick(choice: LongChoice) -> str:  # type: ignore[valid-type]
+        return str(choice)
+
+    with pytest.raises(ToolError) as refused:
+        await pick.run({"choice": "none of them"})
+    problem = str(refused.value).split("choice: ", 1)[1]
+    assert problem.endswith("...")
+    assert len(problem) == 160 + len("...")
