@@ -20,7 +20,7 @@ from chatscope.config.settings import RaySettings
 from chatscope.distributed import executor
 from chatscope.distributed.executor import WorkerPool
 
-FILL_SECONDS = 0.3
+FILL_SECONDS = 0.6
 
 
 class SlowPool(WorkerPool):
