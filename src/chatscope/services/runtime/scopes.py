@@ -347,11 +347,11 @@ class ScopeFactory:
         own_key = (request.api_key, request.key_file, request.api_key_env, request.key_variables)
         if any(source is not None for source in own_key) or request.auth_required is not None:
             return False
-        default = self._settings.provider
+        default = self._default_endpoint()
         return (state.provider, state.model, state.base_url) == (
-            default,
-            self._settings.model_for(default),
-            self._settings.providers.get(default).base_url,
+            default.provider,
+            default.model,
+            default.base_url,
         )
 
     def _plain_tools(self, allowed: tuple[str, ...] | None) -> tuple[str, ...] | None:
