@@ -93,10 +93,7 @@ class ForwardingSink:
             yield
         finally:
             del self._routes[runtime_id]
-            self._wanted.subtract(wanted)
-            for event in wanted:
-                if not self._wanted[event]:
-                    del self._wanted[event]
+            self._wanted -= Counter(wanted)  # keeps only the events still wanted
 
 
 class Feed:
