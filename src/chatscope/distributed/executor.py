@@ -79,15 +79,10 @@ class WorkerPool:
         self._filling = threading.Lock()
 
     async def leased(self) -> _Worker:
-        """`lease`, once the actors exist (created on a thread the first time)."""
+        """The least busy worker, counted as running one more subagent; the actors are
+        created on a thread the first time."""
         if not self._workers:
             await asyncio.to_thread(self._fill_once)
-        return self.lease()
-
-    def lease(self) -> _Worker:
-        """The least busy worker, counted as running one more subagent."""
-        if not self._workers:
-            self._fill_once()
         worker = min(self._workers, key=lambda candidate: candidate.running)
         worker.running += 1
         return worker
