@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 from pydantic import SecretStr
-from sqlalchemy import URL, make_url, text
+from sqlalchemy import URL, event, make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from chatscope.adapters.storage.database import Database
@@ -64,6 +64,23 @@ async def migrated_database(backend: str, tmp_path: Path) -> AsyncIterator[Datab
             yield database
         finally:
             await database.dispose()
+
+
+@contextmanager
+def statements_seen(database: Database) -> Iterator[list[str]]:
+    """The SQL of each statement the database's engine runs inside the block, in order. (A
+    cursor listener is attached meanwhile, so the statements run through SQLAlchemy Core.)"""
+    seen: list[str] = []
+
+    def record(*args: object) -> None:
+        seen.append(str(args[2]))
+
+    engine = database.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 def database_for(url: str) -> Database:

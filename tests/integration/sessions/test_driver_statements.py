@@ -47,7 +47,7 @@ from chatscope.adapters.storage.statements import (
 )
 from chatscope.services.messages import Message, Usage
 from chatscope.services.runtime.state import new_id
-from tests.support.databases import migrated_database
+from tests.support.databases import migrated_database, statements_seen
 from tests.support.histories import reply, user
 
 FIXED_NOW = dt.datetime(2024, 2, 29, 23, 59, 58, 123456, tzinfo=dt.UTC)
@@ -60,21 +60,6 @@ async def database(tmp_path: Path) -> AsyncIterator[Database]:
     """A fresh, migrated SQLite database file."""
     async with migrated_database("sqlite", tmp_path) as database:
         yield database
-
-
-@contextmanager
-def core_path(database: Database) -> Iterator[list[str]]:
-    """Statements run through Core inside the block (a cursor listener is attached): their SQL."""
-    seen: list[str] = []
-
-    def record(*args: Any) -> None:
-        seen.append(str(args[2]))
-
-    event.listen(database.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(database.sync_engine, "before_cursor_execute", record)
 
 
 def spying(calls: list[Call], name: str, original: Callable[..., Any]) -> Callable[..., Any]:
@@ -194,7 +179,7 @@ async def test_the_driver_path_stores_exactly_the_rows_core_stores(
     with fixed_clock():
         with driver_calls() as driven:
             saved = await save_turns(stores[0], turns)
-        with core_path(database) as seen, driver_calls() as not_driven:
+        with statements_seen(database) as seen, driver_calls() as not_driven:
             await save_turns(stores[1], turns)
     assert driven
     assert seen
@@ -220,7 +205,7 @@ async def test_the_driver_runs_a_saved_turn_unless_someone_listens(database: Dat
         ("first", BUMP_TURN),
         ("execute", INSERT_MESSAGES),
     ]
-    with core_path(database) as seen, driver_calls() as calls:
+    with statements_seen(database) as seen, driver_calls() as calls:
         await save_turns(new_session(database), [([user("d"), reply("e")], None)])
         await store.append_turn([user("f")])
     assert calls == []
@@ -346,7 +331,7 @@ async def test_first_row_gives_plain_tuples_or_none_on_both_paths(
     store = SqlHistoryStore(database, session_id=new_id(), owner=owner)
     store.mark_new_session()
     await store.append_turn([user("q"), reply("a")])
-    with core_path(database) if through_core else driver_calls() as observed:
+    with statements_seen(database) if through_core else driver_calls() as observed:
         rows = await database.write(partial(bump_and_look_up, store.session_id, owner))
     assert observed
     assert rows == [(3, 2), (owner,), None, None]

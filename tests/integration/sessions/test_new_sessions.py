@@ -8,15 +8,14 @@ out to be taken (by this owner or another) is handled as the general path handle
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from chatscope.adapters.storage.database import Database
 from chatscope.adapters.storage.schema import sessions_table
@@ -26,7 +25,7 @@ from chatscope.services.messages import Message, Role
 from chatscope.services.runtime.scopes import ScopeRequest
 from chatscope.services.runtime.state import new_id
 from chatscope.testing import build_test_app
-from tests.support.databases import migrated_database
+from tests.support.databases import migrated_database, statements_seen
 from tests.support.histories import reply, user
 
 
@@ -37,20 +36,9 @@ async def database(tmp_path: Path) -> AsyncIterator[Database]:
         yield database
 
 
-@contextmanager
-def statements_run(database: Database) -> Iterator[list[str]]:
-    """The SQL statements the database runs inside the block, in order."""
-    seen: list[str] = []
-
-    def record(*args: Any) -> None:
-        seen.append(str(args[2]).split()[0].upper())
-
-    engine = database.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+def verbs(statements: list[str]) -> list[str]:
+    """The first word of each SQL statement, upper-case."""
+    return [sql.split()[0].upper() for sql in statements]
 
 
 turns = st.lists(st.tuples(st.text(min_size=1, max_size=12), st.text(max_size=12)), min_size=1)
@@ -65,14 +53,14 @@ async def test_a_new_session_is_saved_without_a_read_and_reloads_whole(
     store = SqlHistoryStore(database, session_id=new_id())
     store.mark_new_session()
     expected: list[Message] = []
-    with statements_run(database) as seen:
+    with statements_seen(database) as seen:
         assert await store.messages() == ()
         for prompt, answer in exchanges:
             turn = [user(prompt), reply(answer)]
             await store.append_turn(turn)
             expected += turn
-    assert seen[0] == "INSERT"
-    assert "SELECT" not in seen
+    assert verbs(seen)[0] == "INSERT"
+    assert "SELECT" not in verbs(seen)
     reloaded = SqlHistoryStore(database, session_id=store.session_id)
     assert await reloaded.messages() == tuple(expected)
 
@@ -115,15 +103,15 @@ async def test_a_foreground_scope_without_a_session_id_skips_the_read(tmp_path: 
     try:
         database: Database = app.storage.database()
         scopes = app.runtime.scopes()
-        with statements_run(database) as new_chat:
+        with statements_seen(database) as new_chat:
             context = scopes.foreground()
             await app.runtime.chat_session(context=context).send("hello")
         named = ScopeRequest(session_id=context.state.session_id)
-        with statements_run(database) as continued:
+        with statements_seen(database) as continued:
             again = scopes.foreground(named)
             await app.runtime.chat_session(context=again).send("more")
-        assert "SELECT" not in new_chat
-        assert continued[0] == "SELECT"
+        assert "SELECT" not in verbs(new_chat)
+        assert verbs(continued)[0] == "SELECT"
         stored = await again.history.messages()
         assert [m.text for m in stored if m.role is Role.USER] == ["hello", "more"]
     finally:
