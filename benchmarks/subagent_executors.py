@@ -9,6 +9,9 @@ first with the local executor, then with the Ray executor on a local cluster of 
 CPUs (one worker actor per CPU). It prints the wall time of each, the speed-up, and the added
 latency of the Ray hop: the median of `--latency-runs` no-op subagents (one model call, no tool)
 run one after another on each executor. Worker start-up is left out (a warm-up run first).
+Last, the same work as hand-written Ray (`PlainWorker`: the two model calls with httpx and the
+tool on a thread, one bare actor call per subagent, nothing streamed back) shows what Ray itself
+reaches on this machine, the ceiling the executor is measured against.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import httpx
 from dependency_injector import providers
 
 from chatscope import tool
@@ -51,6 +55,11 @@ PROFILES = {
 @tool
 def burn() -> str:
     """Spend the configured CPU time in pure Python and say how much was spent."""
+    return spend_cpu()
+
+
+def spend_cpu() -> str:
+    """`burn`'s work: `BENCH_BURN_MS` of this thread's CPU time in pure Python."""
     budget = float(os.environ.get("BENCH_BURN_MS", "50")) / 1000
     start = time.thread_time()
     total = 0
@@ -64,6 +73,43 @@ def worker_container() -> ApplicationContainer:
     app = standard_container()
     app.tools.application_tools.override(providers.List(providers.Object(burn)))
     return app
+
+
+class PlainWorker:
+    """Hand-written Ray, the ceiling of this machine: a subagent's two model calls and its
+    tool call with httpx and a thread, as a bare actor method; no scope, no streaming back."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._client: httpx.AsyncClient | None = None
+
+    async def run(self) -> str:
+        if self._client is None:
+            self._client = httpx.AsyncClient(limits=httpx.Limits(max_connections=64), timeout=60)
+        prompt = {"role": "user", "content": "crunch"}
+        call = await _completion(self._client, self._url, [prompt])
+        result = await asyncio.to_thread(spend_cpu)
+        reply = {"role": "tool", "tool_call_id": "call_1", "content": result}
+        answer = await _completion(self._client, self._url, [prompt, call, reply])
+        return str(answer["content"])
+
+
+async def _completion(
+    client: httpx.AsyncClient, url: str, messages: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """One streamed Chat Completions request, its deltas read by hand into a message."""
+    body = {"model": "bench", "messages": messages, "stream": True}
+    message: dict[str, Any] = {"role": "assistant", "content": ""}
+    async with client.stream("POST", f"{url}/chat/completions", json=body) as response:
+        async for line in response.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            for choice in json.loads(line[6:])["choices"]:
+                delta = choice["delta"]
+                message["content"] += delta.get("content") or ""
+                if "tool_calls" in delta:
+                    message["tool_calls"] = delta["tool_calls"]
+    return message
 
 
 class _NullSink:
@@ -233,20 +279,51 @@ async def _run(args: argparse.Namespace, port: int, home: Path) -> None:
     try:
         ray_runner = _runner(app, RayExecutor(pool, _NullSink()), args.subagents)
         remote = await _measure(ray_runner, args.subagents, args.latency_runs)
-    finally:
         pool.shutdown()
+        plain = await _plain_ray(port, home, args, cpus)
+    finally:
+        pool.shutdown()  # again, if the measurement failed: shutting down twice is harmless
         ray.shutdown()
         await app.shutdown_resources()  # type: ignore[misc]
-    _report(args, cpus, local, remote)
+    _report(args, cpus, local, remote, plain)
+
+
+async def _plain_ray(port: int, home: Path, args: argparse.Namespace, cpus: int) -> float:
+    """The same work on `cpus` hand-written actors, spread evenly: Ray's own ceiling here."""
+    import ray
+
+    options = {"max_concurrency": RaySettings().worker_concurrency, "scheduling_strategy": "SPREAD"}
+    options["runtime_env"] = {"env_vars": _env(port, home, args.burn_ms)}
+    actor_class: Any = ray.remote(PlainWorker)
+    url = f"http://127.0.0.1:{port}/v1"
+    workers = [actor_class.options(**options).remote(url) for _ in range(cpus)]
+    try:
+
+        async def fan_out(count: int) -> float:
+            started = time.perf_counter()
+            await asyncio.gather(*(workers[i % cpus].run.remote() for i in range(count)))
+            return time.perf_counter() - started
+
+        await fan_out(4)
+        return await fan_out(args.subagents)
+    finally:
+        for worker in workers:
+            ray.kill(worker)
 
 
 def _report(
-    args: argparse.Namespace, cpus: int, local: tuple[float, float], remote: tuple[float, float]
+    args: argparse.Namespace,
+    cpus: int,
+    local: tuple[float, float],
+    remote: tuple[float, float],
+    plain: float,
 ) -> None:
     print(f"{args.subagents} subagents, one {args.burn_ms:.0f} ms CPU tool call each, {cpus} CPUs")
     print(f"  local executor: {local[0]:7.2f} s")
     print(f"  ray executor:   {remote[0]:7.2f} s   ({cpus} workers)")
     print(f"  speed-up:       {local[0] / remote[0]:7.2f}x")
+    print(f"  hand-written Ray, same calls and tool: {plain:5.2f} s, {local[0] / plain:.2f}x")
+    print(f"  ray executor / hand-written Ray: {remote[0] / plain:.2f}x")
     print(f"no-op subagent, median of {args.latency_runs} one after another")
     print(
         f"  local: {local[1]:7.2f} ms   ray: {remote[1]:7.2f} ms   "
