@@ -126,3 +126,31 @@ async def test_cancelling_the_parent_turn_cancels_the_remote_run(
     with pytest.raises(asyncio.CancelledError):
         await turn
     await wait_for(lambda: running_remotely(pool) == 0, within=10)
+
+
+async def test_runs_started_together_share_calls_yet_end_apart(
+    tmp_path: Path, pool: WorkerPool
+) -> None:
+    """Four subagents started at once go two to each worker; the quick ones get their own
+    answers, and cancelling one slow run stops it alone: its neighbour keeps running."""
+    runner = runner_of(ray_app(tmp_path, pool, RecordingSink()))
+    prompts = ["speak slowly", "quick one", "speak slowly", "quick two"]
+    runs = [runner.start(TaskRequest(subagent_name="helper", goal_prompt=p)) for p in prompts]
+    quick = [await runs[1].result(), await runs[3].result()]
+    assert [result.terminate_reason for result in quick] == [TerminateReason.GOAL] * 2
+    assert "You said: quick one" in quick[0].final_message
+    assert "You said: quick two" in quick[1].final_message
+    await wait_for(lambda: runs[0].runtime_id != "" and runs[2].runtime_id != "")
+    await wait_for(lambda: running_remotely(pool) == 2)
+    runs[0].cancel()
+    first = await runs[0].result()
+    assert first.terminate_reason is TerminateReason.CANCELLED
+    await wait_for(lambda: running_remotely(pool) == 1, within=10)
+    await asyncio.sleep(0.3)
+    assert running_remotely(pool) == 1
+    runs[2].cancel()
+    second = await runs[2].result()
+    assert second.terminate_reason is TerminateReason.CANCELLED
+    assert second.final_message.startswith("tick0 tick1 ")
+    assert len({first.runtime_id, second.runtime_id, *(r.runtime_id for r in quick)}) == 4
+    await wait_for(lambda: running_remotely(pool) == 0, within=10)

@@ -94,6 +94,31 @@ async def test_a_dead_worker_ends_the_run_in_error_and_the_parent_chat_goes_on(
     assert later.terminate_reason is TerminateReason.GOAL, later.error
 
 
+async def test_a_dead_worker_ends_every_run_of_its_calls_in_error(
+    tmp_path: Path, lone_worker: WorkerPool
+) -> None:
+    """Two subagents sent to one worker in one call both end in ERROR naming the death, each
+    with its own streamed text; the worker is replaced once."""
+    runner = foreground_with_runner(ray_app(tmp_path, lone_worker, RecordingSink()))[1]
+    runs = [
+        runner.start(TaskRequest(subagent_name="helper", goal_prompt="speak slowly"))
+        for _ in range(2)
+    ]
+    await wait_for(lambda: running_remotely(lone_worker) == 2)
+    await asyncio.sleep(0.3)
+    (victim,) = lone_worker.handles()
+    ray.kill(victim)
+    results = [await asyncio.wait_for(run.result(), 30) for run in runs]
+    for result in results:
+        assert result.terminate_reason is TerminateReason.ERROR
+        assert result.error is not None
+        assert result.error.startswith("worker died: ")
+        assert result.final_message.startswith("tick0 ")
+    assert results[0].runtime_id != results[1].runtime_id
+    assert len(lone_worker.handles()) == 1
+    assert lone_worker.handles() != (victim,)
+
+
 def _tool_result(body: dict[str, Any]) -> dict[str, Any]:
     content = next(m["content"] for m in body["messages"] if m["role"] == "tool")
     parsed: dict[str, Any] = json.loads(content)

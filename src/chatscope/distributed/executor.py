@@ -4,9 +4,10 @@ Nothing of a subagent's scope is built here. The executor ships a `RemoteTask` t
 busy of a pool of `SubagentWorker` actors (created on first use, killed when the application
 container shuts down) and reads back what the worker's streaming generator yields, as it
 comes: text and usage into the run's progress, telemetry records into this application's
-sink, the `TaskResult` last. Cancelling the run (the parent's turn, a timeout) cancels the
-remote generator, which stops the subagent; a worker that dies ends the run in `ERROR` and is
-replaced for later runs.
+sink, the `TaskResult` last. Subagents started together (a model's parallel `task` calls) go
+to each worker in one call: a Ray call costs the parent, Ray and the worker far more than a
+subagent's share of a batch. Cancelling a run (the parent's turn, a timeout) cancels it on
+its worker; a worker that dies ends its runs in `ERROR` and is replaced for later runs.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from opentelemetry.context import Context
 from ray.exceptions import RayActorError, RayError, RayTaskError, WorkerCrashedError
 
 from chatscope.config.settings import RaySettings, Settings
-from chatscope.distributed.stream import Event, Finished, Record, Started, StreamItem
+from chatscope.distributed.stream import Event, Failed, Finished, Record, Started, StreamItem
 from chatscope.distributed.worker import SubagentWorker
 from chatscope.services.runtime.observability.telemetry import TELEMETRY_EVENTS
 from chatscope.services.runtime.ports import TelemetrySink
+from chatscope.services.runtime.state import new_id
 from chatscope.services.subagents.remote import (
     RemoteProgress,
     RemoteTask,
@@ -45,6 +47,9 @@ __all__ = ["RayExecutor", "WorkerPool", "ray_executor", "trace_context_of"]
 _GRACE_SECONDS = 10.0
 # How long the workers' containers get to shut down before the actors are killed.
 _STOP_SECONDS = 5.0
+# Calls a worker actor takes at once (Ray's own default for an async actor): batches of runs
+# and `cancel`s. How many subagents it runs at once is `worker_concurrency`, kept by the worker.
+_CALLS_AT_ONCE = 1000
 
 
 @dataclass(slots=True)
@@ -134,24 +139,58 @@ class WorkerPool:
 
     def _new_actor(self) -> Any:
         options: dict[str, Any] = {
-            "max_concurrency": self._settings.worker_concurrency,
+            "max_concurrency": _CALLS_AT_ONCE,
             "scheduling_strategy": "SPREAD",
             "max_restarts": 0,
         }
         if self._runtime_env is not None:
             options["runtime_env"] = self._runtime_env
         actor_class: Any = ray.remote(SubagentWorker)
-        return actor_class.options(**options).remote(self._settings.container)
+        settings = self._settings
+        return actor_class.options(**options).remote(
+            settings.container, settings.worker_concurrency
+        )
+
+
+class _Run:
+    """One subagent's place on the wire: what its worker streamed back for it, in order (or
+    the error that ended its call), and where it was sent."""
+
+    __slots__ = ("call", "ended", "finished", "index", "items", "task", "worker")
+
+    def __init__(self, task: RemoteTask) -> None:
+        self.task = task
+        self.items: asyncio.Queue[StreamItem | Exception] = asyncio.Queue()
+        self.call: _Call | None = None
+        self.worker: _Worker | None = None
+        self.index = 0
+        self.finished = False  # its result (or failure) came back
+        self.ended = False  # this side is done with it
+
+
+class _Call:
+    """One remote call: how many of the runs sent in it are still read, and its stream."""
+
+    __slots__ = ("abandoned", "call_id", "open", "stream", "worker")
+
+    def __init__(self, worker: _Worker, runs: int) -> None:
+        self.call_id = new_id()
+        self.worker = worker
+        self.open = runs
+        self.abandoned = False
+        self.stream: Any = None
 
 
 class RayExecutor:
     """Runs subagents on a `WorkerPool`; `telemetry_sink` gets their telemetry records."""
 
-    __slots__ = ("_pool", "_sink")
+    __slots__ = ("_pending", "_pool", "_readers", "_sink")
 
     def __init__(self, pool: WorkerPool, telemetry_sink: TelemetrySink) -> None:
         self._pool = pool
         self._sink = telemetry_sink
+        self._pending: list[_Run] = []
+        self._readers: set[asyncio.Task[None]] = set()
 
     @property
     def pool(self) -> WorkerPool:
@@ -169,7 +208,9 @@ class RayExecutor:
         return SubagentRun(job, progress)
 
     def shutdown(self) -> None:
-        """Kill the workers."""
+        """Stop reading the calls under way and kill the workers."""
+        for reader in self._readers:
+            reader.cancel()
         self._pool.shutdown()
 
     async def _execute(
@@ -178,52 +219,100 @@ class RayExecutor:
         try:
             async with launch.limit:
                 progress.streamed.start()
-                return await self._remote(task, progress, _guard(launch))
+                return await self._remote(_Run(task), progress, _guard(launch))
         except asyncio.CancelledError:
             return progress.ended(TerminateReason.CANCELLED)
 
-    async def _remote(
-        self, task: RemoteTask, progress: RemoteProgress, guard: float | None
-    ) -> TaskResult:
-        try:
-            worker = await self._pool.leased()
-        except Exception as exc:  # Ray could not be started or reached
-            return progress.ended(TerminateReason.ERROR, describe_error(exc))
-        stream = worker.handle.run.options(num_returns="streaming").remote(task)
+    async def _remote(self, run: _Run, progress: RemoteProgress, guard: float | None) -> TaskResult:
+        self._submit(run)
         deadline = asyncio.timeout(guard)
-        finished = False
         try:
             async with deadline:
-                result = await self._read(stream, progress)
-            finished = True
+                return await self._read(run, progress)
         except Exception as exc:
-            return progress.ended(*self._failure(exc, deadline, worker))
+            return progress.ended(*_failure(exc, deadline))
         finally:
-            self._pool.release(worker)
-            if not finished:
-                ray.cancel(stream)
-        return result
+            self._end(run)
 
-    def _failure(
-        self, exc: Exception, deadline: asyncio.Timeout, worker: _Worker
-    ) -> tuple[TerminateReason, str | None]:
-        """How a remote run that raised `exc` ended; a dead worker is replaced."""
-        if isinstance(exc, TimeoutError) and deadline.expired():
-            return TerminateReason.TIMEOUT, None
-        if isinstance(exc, RayActorError | WorkerCrashedError):
-            self._pool.replace(worker)
-            return TerminateReason.ERROR, f"worker died: {_cause(exc)}"
-        if isinstance(exc, RayError):
-            return TerminateReason.ERROR, _cause(exc)
-        return TerminateReason.ERROR, describe_error(exc)
+    def _submit(self, run: _Run) -> None:
+        """Queue `run`; what is queued by the end of this turn of the event loop is sent then,
+        one call per worker."""
+        self._pending.append(run)
+        if len(self._pending) == 1:
+            asyncio.get_running_loop().call_soon(self._send_pending)
 
-    async def _read(self, stream: Any, progress: RemoteProgress) -> TaskResult:
-        async for ref in stream:
-            for item in await ref:
-                result = self._take(item, progress)
-                if result is not None:
-                    return result
-        raise RuntimeError("the worker's stream ended without a result")
+    def _send_pending(self) -> None:
+        runs = [run for run in self._pending if not run.ended]
+        self._pending = []
+        if runs:
+            reader = asyncio.get_running_loop().create_task(self._send(runs))
+            self._readers.add(reader)
+            reader.add_done_callback(self._readers.discard)
+
+    async def _send(self, runs: list[_Run]) -> None:
+        """Lease a worker for each run, the least busy each time, and make one call per worker."""
+        try:
+            workers = await self._lease(len(runs))
+        except Exception as exc:  # Ray could not be started or reached
+            for run in runs:
+                run.items.put_nowait(exc)
+            return
+        by_worker: dict[int, tuple[_Worker, list[_Run]]] = {}
+        for run, worker in zip(runs, workers, strict=True):
+            if run.ended:  # given up on while the workers were being started
+                self._pool.release(worker)
+                continue
+            run.worker = worker
+            by_worker.setdefault(id(worker), (worker, []))[1].append(run)
+        await asyncio.gather(*(self._call(worker, group) for worker, group in by_worker.values()))
+
+    async def _lease(self, count: int) -> list[_Worker]:
+        workers: list[_Worker] = []
+        try:
+            for _ in range(count):
+                workers.append(await self._pool.leased())
+        except BaseException:
+            for worker in workers:
+                self._pool.release(worker)
+            raise
+        return workers
+
+    async def _call(self, worker: _Worker, runs: list[_Run]) -> None:
+        """Start one call of `runs` on `worker`; hand each item to its run until it ends."""
+        runs = [run for run in runs if not run.ended]
+        if not runs:
+            return
+        call = _Call(worker, len(runs))
+        for index, run in enumerate(runs):
+            run.call, run.index = call, index
+        tasks = tuple(run.task for run in runs)
+        call.stream = worker.handle.run.options(num_returns="streaming").remote(call.call_id, tasks)
+        failure: Exception
+        unfinished = len(runs)
+        try:
+            async for ref in call.stream:
+                for index, item in await ref:
+                    runs[index].items.put_nowait(item)
+                    unfinished -= isinstance(item, Finished | Failed)
+                if not unfinished:
+                    return  # every run has its result; the stream's end adds nothing
+            failure = RuntimeError("the worker's stream ended without a result")
+        except Exception as exc:
+            if isinstance(exc, RayActorError | WorkerCrashedError):
+                self._pool.replace(worker)
+            failure = exc
+        for run in runs:  # a run that has its result never reads this
+            run.items.put_nowait(failure)
+
+    async def _read(self, run: _Run, progress: RemoteProgress) -> TaskResult:
+        while True:
+            item = await run.items.get()
+            if isinstance(item, Exception):
+                raise item
+            result = self._take(item, progress)
+            if result is not None:
+                run.finished = True
+                return result
 
     def _take(self, item: StreamItem, progress: RemoteProgress) -> TaskResult | None:
         if isinstance(item, Event):
@@ -240,7 +329,38 @@ class RayExecutor:
             )
         elif isinstance(item, Finished):
             return item.result
+        elif isinstance(item, Failed):
+            return progress.ended(TerminateReason.ERROR, item.error)
         return None
+
+    def _end(self, run: _Run) -> None:
+        """`run` is over on this side: free its worker's slot; if it ended early (cancelled,
+        timed out), stop it on its worker, and its whole call once no run of it is left."""
+        run.ended = True
+        if run.worker is not None:
+            self._pool.release(run.worker)
+        call = run.call
+        if call is None:  # never sent
+            return
+        call.open -= 1
+        if not run.finished:
+            call.abandoned = True
+            with contextlib.suppress(RayError):
+                call.worker.handle.cancel.remote(call.call_id, run.index)
+        if call.open == 0 and call.abandoned:
+            with contextlib.suppress(RayError):  # the call may have ended meanwhile
+                ray.cancel(call.stream)
+
+
+def _failure(exc: Exception, deadline: asyncio.Timeout) -> tuple[TerminateReason, str | None]:
+    """How a remote run that raised `exc` ended."""
+    if isinstance(exc, TimeoutError) and deadline.expired():
+        return TerminateReason.TIMEOUT, None
+    if isinstance(exc, RayActorError | WorkerCrashedError):
+        return TerminateReason.ERROR, f"worker died: {_cause(exc)}"
+    if isinstance(exc, RayError):
+        return TerminateReason.ERROR, _cause(exc)
+    return TerminateReason.ERROR, describe_error(exc)
 
 
 def ray_executor(

@@ -1,9 +1,10 @@
-"""What flows back from a worker while it runs a subagent, and the sink that feeds it.
+"""What flows back from a worker while it runs subagents, and the sink that feeds it.
 
-A worker's generator yields batches (tuples) of items: `Started` once the scope is built, then
+A worker's generator runs the subagents of one call and yields batches (tuples) of items, each
+tagged with the index of its run in the call: `Started` once the run's scope is built, then
 `Event`s (the text deltas and usage the parent keeps) and `Record`s (telemetry, with the same
-fields a local run logs) as they happen, and `Finished` with the `TaskResult` last. All plain,
-picklable data.
+fields a local run logs) as they happen, and `Finished` with the `TaskResult` (or `Failed`,
+what the run raised) last. All plain, picklable data.
 """
 
 from __future__ import annotations
@@ -18,7 +19,18 @@ from typing import Any
 from chatscope.services.events import ChatEvent, TextDelta, UsageEvent
 from chatscope.services.subagents.request import TaskResult
 
-__all__ = ["Event", "Feed", "Finished", "ForwardingSink", "Record", "Started", "StreamItem"]
+__all__ = [
+    "Event",
+    "Failed",
+    "Feed",
+    "Finished",
+    "ForwardingSink",
+    "Lane",
+    "Record",
+    "Routed",
+    "Started",
+    "StreamItem",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +65,16 @@ class Finished:
     result: TaskResult
 
 
-StreamItem = Started | Event | Record | Finished
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The run raised: what went wrong, in one line."""
+
+    error: str
+
+
+StreamItem = Started | Event | Record | Finished | Failed
+Routed = tuple[int, StreamItem]
+"""An item and the index of its run in the call."""
 
 RecordRoute = Callable[[str, Mapping[str, Any]], None]
 
@@ -97,49 +118,48 @@ class ForwardingSink:
 
 
 class Feed:
-    """One run's items, queued as they happen and read as batches by the worker's generator.
+    """The items of one call's runs, queued as they happen and read as batches by the worker's
+    generator; each run writes through its own `Lane`.
 
     A batch gathers what arrives within `linger` seconds of its first item (fewer, larger
-    stream items: each costs the worker and the parent a round of Ray's object transfer); the
-    end of the run flushes at once.
+    stream items: each costs the worker and the parent a round of Ray's object transfer), from
+    any of the runs; the end of the last run flushes at once.
     """
 
-    __slots__ = ("_queue",)
+    __slots__ = ("_open", "_queue")
 
-    def __init__(self) -> None:
-        self._queue: asyncio.Queue[StreamItem | None] = asyncio.Queue()
+    def __init__(self, runs: int = 1) -> None:
+        self._queue: asyncio.Queue[Routed | None] = asyncio.Queue()
+        self._open = runs
 
-    def put(self, item: StreamItem) -> None:
-        """Queue one item."""
-        self._queue.put_nowait(item)
+    def lane(self, index: int) -> Lane:
+        """The way into this feed of the run at `index`."""
+        return Lane(self, index)
 
-    def event(self, event: ChatEvent) -> None:
-        """Queue a chat event the parent keeps; the others stay on the worker."""
-        if isinstance(event, TextDelta | UsageEvent):
-            self._queue.put_nowait(Event(event))
-
-    def record(self, name: str, fields: Mapping[str, Any]) -> None:
-        """Queue a telemetry record."""
-        self._queue.put_nowait(Record(name, dict(fields)))
+    def put(self, index: int, item: StreamItem) -> None:
+        """Queue one item of the run at `index`."""
+        self._queue.put_nowait((index, item))
 
     def close(self) -> None:
-        """No more items will come."""
-        self._queue.put_nowait(None)
+        """One run has ended; after the last, no more items will come."""
+        self._open -= 1
+        if self._open == 0:
+            self._queue.put_nowait(None)
 
-    async def batches(self, linger: float) -> AsyncIterator[tuple[StreamItem, ...]]:
-        """The queued items, batch by batch, until the feed is closed."""
+    async def batches(self, linger: float) -> AsyncIterator[tuple[Routed, ...]]:
+        """The queued items, batch by batch, until every run has ended."""
         done = False
         while not done:
             batch, done = await self._next_batch(linger)
             if batch:
                 yield batch
 
-    async def _next_batch(self, linger: float) -> tuple[tuple[StreamItem, ...], bool]:
+    async def _next_batch(self, linger: float) -> tuple[tuple[Routed, ...], bool]:
         """One batch, and whether the feed is now closed."""
         loop = asyncio.get_running_loop()
         item = await self._queue.get()
         deadline = loop.time() + linger
-        batch: list[StreamItem] = []
+        batch: list[Routed] = []
         while item is not None:
             batch.append(item)
             if not self._queue.empty():
@@ -154,3 +174,30 @@ class Feed:
             except TimeoutError:
                 return tuple(batch), False
         return tuple(batch), True
+
+
+class Lane:
+    """One run's way into its call's `Feed`: what it queues is tagged with its index."""
+
+    __slots__ = ("_feed", "_index")
+
+    def __init__(self, feed: Feed, index: int) -> None:
+        self._feed = feed
+        self._index = index
+
+    def put(self, item: StreamItem) -> None:
+        """Queue one item."""
+        self._feed.put(self._index, item)
+
+    def event(self, event: ChatEvent) -> None:
+        """Queue a chat event the parent keeps; the others stay on the worker."""
+        if isinstance(event, TextDelta | UsageEvent):
+            self._feed.put(self._index, Event(event))
+
+    def record(self, name: str, fields: Mapping[str, Any]) -> None:
+        """Queue a telemetry record."""
+        self._feed.put(self._index, Record(name, dict(fields)))
+
+    def close(self) -> None:
+        """This run has ended."""
+        self._feed.close()
