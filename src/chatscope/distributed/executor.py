@@ -171,13 +171,12 @@ class _Run:
 class _Call:
     """One remote call: how many of the runs sent in it are still read, and its stream."""
 
-    __slots__ = ("abandoned", "call_id", "open", "stream", "worker")
+    __slots__ = ("call_id", "open", "stream", "worker")
 
     def __init__(self, worker: _Worker, runs: int) -> None:
         self.call_id = new_id()
         self.worker = worker
         self.open = runs
-        self.abandoned = False
         self.stream: Any = None
 
 
@@ -285,29 +284,24 @@ class RayExecutor:
         call = _Call(worker, len(runs))
         for index, run in enumerate(runs):
             run.call, run.index = call, index
-        tasks = tuple(run.task for run in runs)
-        call.stream = worker.handle.run.options(num_returns="streaming").remote(call.call_id, tasks)
-        failure: Exception
-        unfinished = len(runs)
         try:
-            async for ref in call.stream:
-                for index, item in await ref:
-                    runs[index].items.put_nowait(item)
-                    unfinished -= isinstance(item, Finished | Failed)
-                if not unfinished:
-                    return  # every run has its result; the stream's end adds nothing
-            failure = RuntimeError("the worker's stream ended without a result")
-        except Exception as exc:
+            finished = await _relay(call, runs)
+        except Exception as exc:  # the call could not be made, or its stream failed
             if isinstance(exc, RayActorError | WorkerCrashedError):
                 self._pool.replace(worker)
-            failure = exc
-        for run in runs:  # a run that has its result never reads this
-            run.items.put_nowait(failure)
+            _fail(runs, exc)
+        except BaseException:  # this reader was cancelled: the executor shuts down
+            _fail(runs, RuntimeError("the subagent executor shut down"))
+            raise
+        else:
+            if not finished:
+                _fail(runs, RuntimeError("the worker's stream ended without a result"))
 
     async def _read(self, run: _Run, progress: RemoteProgress) -> TaskResult:
         while True:
             item = await run.items.get()
             if isinstance(item, Exception):
+                run.finished = True  # its call is over: nothing is left to stop on a worker
                 raise item
             result = self._take(item, progress)
             if result is not None:
@@ -335,7 +329,7 @@ class RayExecutor:
 
     def _end(self, run: _Run) -> None:
         """`run` is over on this side: free its worker's slot; if it ended early (cancelled,
-        timed out), stop it on its worker, and its whole call once no run of it is left."""
+        timed out), stop it on its worker, and the whole call if it was the call's last."""
         run.ended = True
         if run.worker is not None:
             self._pool.release(run.worker)
@@ -343,13 +337,35 @@ class RayExecutor:
         if call is None:  # never sent
             return
         call.open -= 1
-        if not run.finished:
-            call.abandoned = True
-            with contextlib.suppress(RayError):
-                call.worker.handle.cancel.remote(call.call_id, run.index)
-        if call.open == 0 and call.abandoned:
+        if run.finished or not ray.is_initialized():  # (Ray's calls would start a new one)
+            return
+        with contextlib.suppress(RayError):
+            call.worker.handle.cancel.remote(call.call_id, run.index)
+        if call.open == 0 and call.stream is not None:
             with contextlib.suppress(RayError):  # the call may have ended meanwhile
                 ray.cancel(call.stream)
+
+
+async def _relay(call: _Call, runs: list[_Run]) -> bool:
+    """Make `call` and hand each item of its stream to its run; whether every run got its
+    result (the stream's end then adds nothing)."""
+    tasks = tuple(run.task for run in runs)
+    run_method = call.worker.handle.run.options(num_returns="streaming")
+    call.stream = run_method.remote(call.call_id, tasks)
+    unfinished = len(runs)
+    async for ref in call.stream:
+        for index, item in await ref:
+            runs[index].items.put_nowait(item)
+            unfinished -= isinstance(item, Finished | Failed)
+        if not unfinished:
+            return True
+    return False
+
+
+def _fail(runs: list[_Run], error: Exception) -> None:
+    """End every run of a call with `error` (a run that has its result never reads it)."""
+    for run in runs:
+        run.items.put_nowait(error)
 
 
 def _failure(exc: Exception, deadline: asyncio.Timeout) -> tuple[TerminateReason, str | None]:
