@@ -10,7 +10,7 @@ import time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatscope.distributed.stream import Feed, Lane, Record, Routed
+from chatscope.distributed.stream import Failed, Feed, Lane, Record, Routed
 
 LINGER = 0.05
 END = Record("end", {})
@@ -104,3 +104,18 @@ async def test_items_queued_together_come_back_as_one_batch() -> None:
     assert [batch async for batch in feed.batches(LINGER)] == [
         tuple((index % 2, record(index)) for index in range(5))
     ]
+
+
+async def test_a_runs_end_is_sent_at_once_while_the_runs_beside_it_go_on() -> None:
+    """A run's last item (`Finished` or `Failed`) does not wait out the linger for the other
+    runs of its call: its parent learns the result now."""
+    feed = Feed(2)
+    batches = feed.batches(1.0)
+    first = asyncio.ensure_future(anext(batches))
+    feed.lane(1).put(record(1))
+    feed.lane(0).put(Failed("boom"))
+    assert await asyncio.wait_for(first, 0.5) == ((1, record(1)), (0, Failed("boom")))
+    feed.lane(0).close()
+    feed.lane(1).put(END)
+    feed.lane(1).close()
+    assert [batch async for batch in batches] == [((1, END),)]

@@ -123,7 +123,8 @@ class Feed:
 
     A batch gathers what arrives within `linger` seconds of its first item (fewer, larger
     stream items: each costs the worker and the parent a round of Ray's object transfer), from
-    any of the runs; the end of the last run flushes at once.
+    any of the runs; a run's last item (`Finished`, `Failed`) flushes it at once, so that no
+    result waits for the runs beside it.
     """
 
     __slots__ = ("_open", "_queue")
@@ -166,7 +167,7 @@ class Feed:
                 item = self._queue.get_nowait()
                 continue
             remaining = deadline - loop.time()
-            if remaining <= 0:
+            if remaining <= 0 or isinstance(item[1], Finished | Failed):  # a run's end: now
                 return tuple(batch), False
             try:
                 async with asyncio.timeout(remaining):  # no task per wait, as `wait_for` makes
