@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import statistics
@@ -26,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -290,13 +291,17 @@ async def _run(args: argparse.Namespace, port: int, home: Path) -> None:
     _report(args, cpus, local, remote, plain)
 
 
+async def _warmed_gather(start: Callable[[], Awaitable[Any]], count: int) -> float:
+    """Seconds for `count` of `start()` at once, after a warm-up of four."""
+    await asyncio.gather(*(start() for _ in range(4)))
+    started = time.perf_counter()
+    await asyncio.gather(*(start() for _ in range(count)))
+    return time.perf_counter() - started
+
+
 async def _plain_local(port: int, count: int) -> float:
     """The same work hand-written in this process, for the speed-up Ray itself gives it."""
-    worker = PlainWorker(f"http://127.0.0.1:{port}/v1")
-    await asyncio.gather(*(worker.run() for _ in range(4)))
-    started = time.perf_counter()
-    await asyncio.gather(*(worker.run() for _ in range(count)))
-    return time.perf_counter() - started
+    return await _warmed_gather(PlainWorker(f"http://127.0.0.1:{port}/v1").run, count)
 
 
 async def _plain_ray(port: int, home: Path, args: argparse.Namespace, cpus: int) -> float:
@@ -308,15 +313,9 @@ async def _plain_ray(port: int, home: Path, args: argparse.Namespace, cpus: int)
     actor_class: Any = ray.remote(PlainWorker)
     url = f"http://127.0.0.1:{port}/v1"
     workers = [actor_class.options(**options).remote(url) for _ in range(cpus)]
+    turns = itertools.cycle(workers)  # spread evenly, as the pool spreads runs started together
     try:
-
-        async def fan_out(count: int) -> float:
-            started = time.perf_counter()
-            await asyncio.gather(*(workers[i % cpus].run.remote() for i in range(count)))
-            return time.perf_counter() - started
-
-        await fan_out(4)
-        return await fan_out(args.subagents)
+        return await _warmed_gather(lambda: next(turns).run.remote(), args.subagents)
     finally:
         for worker in workers:
             ray.kill(worker)
