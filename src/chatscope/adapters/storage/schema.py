@@ -14,6 +14,8 @@ Version history:
      without API keys, and for every session saved before), `sessions.system_prompt`, the system
      prompt a session was created with through the server, and an index on (owner, updated_at),
      the order a tenant's sessions are listed in.
+  4. Drops the index of version 2: every listing filters by owner, so it reads the index of
+     version 3, while every saved turn still had to update both.
 """
 
 from __future__ import annotations
@@ -137,8 +139,18 @@ def _create_session_tables(connection: Connection) -> None:
 
 
 def _index_sessions_by_update(connection: Connection) -> None:
+    _sessions_by_update().create(connection)
+
+
+def _drop_index_by_update(connection: Connection) -> None:
+    """Listings read the (owner, updated_at) index; a saved turn no longer updates this one."""
+    _sessions_by_update().drop(connection, checkfirst=True)
+
+
+def _sessions_by_update() -> Index:
+    """The index of version 2, on the tables of version 1."""
     sessions, _ = _session_tables(MetaData())
-    Index("ix_sessions_updated_at", sessions.c.updated_at).create(connection)
+    return Index("ix_sessions_updated_at", sessions.c.updated_at)
 
 
 def _add_session_owners(connection: Connection) -> None:
@@ -159,6 +171,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "sessions and messages", _create_session_tables),
     Migration(2, "index sessions by last update", _index_sessions_by_update),
     Migration(3, "session owners and system prompts", _add_session_owners),
+    Migration(4, "drop the index of sessions by last update alone", _drop_index_by_update),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
