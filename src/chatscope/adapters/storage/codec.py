@@ -113,7 +113,7 @@ def _block_to_dict(block: Block) -> dict[str, Any]:
     for name, default in _FIELD_DEFAULTS[kind]:
         value = getattr(block, name)
         if default is dataclasses.MISSING or value != default:
-            data[name] = thaw(value)
+            data[name] = value if type(value) is str else thaw(value)
     return data
 
 

@@ -34,10 +34,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from sqlalchemy import URL, Engine
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Executable
@@ -173,8 +174,9 @@ class SqliteDatabase(Database):
         if not self._every:
             return
         self._since += 1
-        running = self._checkpoint is not None and not self._checkpoint.done()
-        if self._since >= self._every and not running:
+        if self._since < self._every:
+            return
+        if self._checkpoint is None or self._checkpoint.done():
             self._since = 0
             self._checkpoint = self._thread.submit(_checkpoint, self._waiting)
 
@@ -331,22 +333,34 @@ def _driver_statements(connection: Connection) -> DriverStatements | None:
     return driver
 
 
+_Processor = Callable[[Any], Any]
+_Step = tuple[str | None, Any, _Processor | None]
+"""How one `?` is filled: (parameter name, None, its type's processor or None), or for a
+constant (None, its value already processed, None)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Compiled:
-    """A statement as SQLite's driver takes it: SQL text with `?` markers, and how to fill them."""
+    """A statement as SQLite's driver takes it: SQL text with `?` markers, and how to fill them
+    (`steps`, one per marker, in order; `fetch`, when every marker takes a parameter as it is)."""
 
     sql: str
-    names: tuple[str, ...]
-    constants: Mapping[str, Any]
-    processors: Mapping[str, Callable[[Any], Any]]
+    steps: tuple[_Step, ...]
+    fetch: Callable[[Parameters], tuple[Any, ...]] | None
 
     def values(self, parameters: Parameters) -> tuple[Any, ...]:
-        values = []
-        for name in self.names:
-            value = self.constants[name] if name in self.constants else parameters[name]
-            processor = self.processors.get(name)
-            values.append(value if processor is None else processor(value))
-        return tuple(values)
+        if self.fetch is not None:
+            return self.fetch(parameters)
+        return tuple(
+            [
+                constant
+                if name is None
+                else parameters[name]
+                if processor is None
+                else processor(parameters[name])
+                for name, constant, processor in self.steps
+            ]
+        )
 
 
 class DriverStatements:
@@ -402,14 +416,24 @@ def _compile(connection: Connection, statement: Executable) -> _Compiled:
     dialect = connection.dialect
     compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
     names = tuple(compiled.positiontup or ())
-    binds = {name: compiled.binds[name] for name in names}
-    constants = {name: bind.value for name, bind in binds.items() if not bind.required}
-    processors = {}
-    for name, bind in binds.items():
-        processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-        if processor is not None:
-            processors[name] = processor
-    return _Compiled(str(compiled), names, constants, processors)
+    steps = tuple(_step(name, compiled.binds[name], dialect) for name in names)
+    return _Compiled(str(compiled), steps, _fetch(steps))
+
+
+def _step(name: str, bind: Any, dialect: Dialect) -> _Step:
+    """How the marker of the bound parameter `bind` is filled."""
+    processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+    if bind.required:
+        return (name, None, processor)
+    return (None, bind.value if processor is None else processor(bind.value), None)
+
+
+def _fetch(steps: tuple[_Step, ...]) -> Callable[[Parameters], tuple[Any, ...]] | None:
+    """The values of `steps` in one C call, if each is a parameter taken as it is."""
+    plain = all(name is not None and processor is None for name, _, processor in steps)
+    if not plain or len(steps) < 2:
+        return None
+    return itemgetter(*(name for name, _, _ in steps))
 
 
 def _as_sqlalchemy_error(connection: Connection, sql: str, exc: sqlite3.Error) -> BaseException:

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from functools import partial
+from types import TracebackType
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, insert, true, update
@@ -262,10 +263,19 @@ class SqlHistoryStore:
             found = first_row(connection, SESSION_OWNER, {"p_session": self.session_id})
             if found is not None and found[0] != self._owner:
                 raise UnknownSessionError(self.session_id)
-        row = {"id": self.session_id, "created_at": now, "updated_at": now}
-        row |= {"title": session_title(messages), "message_count": len(messages)}
-        row |= {"turn_count": turn_count, "owner": self._owner, "system_prompt": None}
-        row |= {"provider": None, "model": None, **self._label}
+        row = {
+            "id": self.session_id,
+            "created_at": now,
+            "updated_at": now,
+            "title": session_title(messages),
+            "message_count": len(messages),
+            "turn_count": turn_count,
+            "owner": self._owner,
+            "system_prompt": None,
+            "provider": None,
+            "model": None,
+            **self._label,
+        }
         execute_rows(connection, INSERT_SESSION, row)
 
     def _failures(self, action: str) -> AbstractAsyncContextManager[None]:
@@ -277,11 +287,25 @@ def session_title(messages: Sequence[Message]) -> str:
     `TITLE_LENGTH` characters."""
     for message in messages:
         if message.role is Role.USER:
-            printable = "".join(c if c.isprintable() else " " for c in message.text)
-            line = " ".join(printable.split())
+            line = _one_line(message.text)
             if line:
                 return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1] + "…"
     return ""
+
+
+def _one_line(text: str) -> str:
+    """`text` with each character that is not printable made a space, then each run of
+    whitespace one space and none at either end.
+
+    Splitting on whitespace first gives the same line whenever every character left is
+    printable: each character that is not printable was then whitespace, which splits the
+    text as the space replacing it would. Only otherwise is the text read character by
+    character."""
+    line = " ".join(text.split())
+    if line.isprintable():
+        return line
+    printable = "".join(c if c.isprintable() else " " for c in text)
+    return " ".join(printable.split())
 
 
 def owner_is(owner: str | None) -> ColumnElement[bool]:
@@ -342,12 +366,33 @@ def _turn_numbers(messages: Sequence[Message]) -> list[int]:
     return numbers
 
 
-@asynccontextmanager
-async def database_failures(action: str) -> AsyncIterator[None]:
-    try:
-        yield
-    except (SQLAlchemyError, OSError, MessageCodecError) as exc:
-        raise HistoryStoreError(f"{action}: {describe_database_error(exc)}") from None
+def database_failures(action: str) -> AbstractAsyncContextManager[None]:
+    """A database, driver or stored-data failure inside the block becomes a `HistoryStoreError`
+    naming `action` and the failure's own reason."""
+    return _DatabaseFailures(action)
+
+
+class _DatabaseFailures:
+    """`database_failures`: a class, as it is entered on every saved turn (a generator-based
+    context manager cost about three times as much)."""
+
+    __slots__ = ("_action",)
+
+    def __init__(self, action: str) -> None:
+        self._action = action
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if isinstance(exc, SQLAlchemyError | OSError | MessageCodecError):
+            reason = describe_database_error(exc)
+            raise HistoryStoreError(f"{self._action}: {reason}") from None
 
 
 def utc_now() -> dt.datetime:
