@@ -10,33 +10,39 @@ from dependency_injector import containers, providers
 from chatscope.adapters.storage.database import Database
 from chatscope.adapters.storage.sql_history import SqlHistoryStore
 from chatscope.config.settings import CompressionSettings, Settings
-from chatscope.services.chat import ChatSession, RetryPolicy
-from chatscope.services.history.compression import HistoryCompressor
+from chatscope.services.chat import ChatRules, RetryPolicy, open_chat_session
+from chatscope.services.history.compression import CompressionRules
 from chatscope.services.history.memory import InMemoryHistory
 from chatscope.services.history.summariser import Summariser
 from chatscope.services.runtime.auth import AuthResolver
-from chatscope.services.runtime.context import ProviderCatalog, open_scope_context
+from chatscope.services.runtime.context import BuildTools, ContextAssembler, ProviderCatalog
 from chatscope.services.runtime.fallback import FallbackChains
 from chatscope.services.runtime.observability.tracing import NO_TRACING, Tracing
 from chatscope.services.runtime.ports import TelemetrySink
 from chatscope.services.runtime.scopes import ScopeFactory
 from chatscope.services.subagents.task import SubagentExecutor
 from chatscope.services.subagents.task_tools import SubagentTools
-from chatscope.services.tools.registry import ToolRegistry
 
 
 class RuntimeScopeContainer(containers.DeclarativeContainer):
-    """Declared once per application; each call of `context` is a new, isolated scope.
+    """Declared once per application; every scope built by `scopes` is new and isolated.
 
     Nothing a scope owns is a `Singleton`: history, telemetry binding, tool registry and
     provider adapter are created per scope, so no value can cross from one conversation to
-    another. The two builders are singletons of the application, since they hold nothing of
-    any scope: `subagent_tools` gives every scope built by `scopes` its subagent tools (`task`
-    for a foreground scope, with a runner and a concurrency limit of its own made then;
-    `emit_value` for a subagent), and `scopes` is the `ScopeFactory`, which reads the per-scope
-    factories (`context`) on every call, so overriding those still takes effect. Plain settings
-    values arrive as dependencies the application resolves once, since reading
-    `settings.provided.x` on every scope would cost more than building the scope's history.
+    another. The builders are singletons of the application, since they hold nothing of any
+    scope: `context` (the `ContextAssembler`) assembles each scope's context, `subagent_tools`
+    binds its subagent tools (`task` for a foreground scope, with a runner and a concurrency
+    limit of its own made then; `emit_value` for a subagent), `scopes` is the `ScopeFactory`,
+    and `chat_rules` and `compression` are what every chat and compressor share.
+
+    The builders take the application's services (sink, tracing, catalog, tool builder, auth
+    resolver, retry policy, summariser) once, when the first scope or chat is built: a provider
+    resolved through a `Dependency` costs more per call than most parts of a scope. What must be
+    fresh for each scope is still a provider called for each scope (`history`, `compressor`,
+    `chat_session`, the catalog's adapter factories, the application's tools), so overriding
+    one of those takes effect at the next scope; the application's services are overridden
+    before its first chat. Plain settings values arrive as dependencies the application
+    resolves once, since reading `settings.provided.x` costs more than building a history.
     """
 
     settings = providers.Dependency(instance_of=Settings)
@@ -47,9 +53,9 @@ class RuntimeScopeContainer(containers.DeclarativeContainer):
     telemetry_sink: providers.Dependency[TelemetrySink] = providers.Dependency()
     # Makes each scope's tracer (the application's `OtelTracing`); by default nothing traces.
     tracing: providers.Dependency[Tracing] = providers.Dependency(default=NO_TRACING)
-    # The tools factory of `ToolsContainer`: called once per scope, with its caller and
+    # The `ScopeToolkit` of `ToolsContainer`: called once per scope, with its caller and
     # selection, for a registry of fresh tool objects.
-    scope_tools: providers.Dependency[ToolRegistry] = providers.Dependency()
+    scope_tools: providers.Dependency[BuildTools] = providers.Dependency()
     auth_resolver = providers.Dependency(instance_of=AuthResolver)
     retry_policy = providers.Dependency(instance_of=RetryPolicy)
     subagent_profiles = providers.Dependency(
@@ -79,26 +85,30 @@ class RuntimeScopeContainer(containers.DeclarativeContainer):
         database=providers.Factory(SqlHistoryStore, database=database),
     )
     subagent_history = providers.Factory(InMemoryHistory)
-    context = providers.Factory(
-        open_scope_context,
+    # The application's one assembler: it takes the sink, tracing, catalog and tool builder
+    # once, and calls `history` (or `subagent_history`) and the tool builder for every scope.
+    context = providers.Singleton(
+        ContextAssembler,
         open_history=history.provider,
         open_subagent_history=subagent_history.provider,
-        build_tools=scope_tools.provider,
+        build_tools=scope_tools,
         telemetry_sink=telemetry_sink,
         tracing=tracing,
         providers=provider_catalog,
     )
-    compressor = providers.Factory(
-        HistoryCompressor, summariser=summariser, settings=compression_settings
+    compression = providers.Singleton(
+        CompressionRules, summariser=summariser, settings=compression_settings
     )
-    chat_session = providers.Factory(
-        ChatSession,
+    compressor = providers.Factory(CompressionRules.compressor, compression)
+    chat_rules = providers.Singleton(
+        ChatRules,
         auth_resolver=auth_resolver,
         retry_policy=retry_policy,
         max_turns=max_turns,
-        compressor=compressor,
         output_retries=output_retries,
     )
+    # A chat per call: `chat_session(context=..., max_turns=...)`; its compressor is its own.
+    chat_session = providers.Factory(open_chat_session, rules=chat_rules, compressor=compressor)
     subagent_tools = providers.Singleton(
         SubagentTools,
         profiles=subagent_profiles,
@@ -109,7 +119,7 @@ class RuntimeScopeContainer(containers.DeclarativeContainer):
     scopes = providers.Singleton(
         ScopeFactory,
         settings=settings,
-        build_context=context.provider,
+        build_context=context,
         scope_tools=subagent_tools,
         chains=fallback_chains,
     )

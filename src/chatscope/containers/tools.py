@@ -12,7 +12,7 @@ from chatscope.adapters.tools.mcp import McpServers, run_mcp_servers
 from chatscope.adapters.tools.workspace import WorkspaceToolkit
 from chatscope.config.settings import ToolsSettings
 from chatscope.services.tools.registry import ToolPolicy
-from chatscope.services.tools.toolset import assemble_tools
+from chatscope.services.tools.toolset import ScopeToolkit
 
 
 def tool_policy_of(settings: ToolsSettings) -> ToolPolicy:
@@ -27,12 +27,13 @@ def tool_policy_of(settings: ToolsSettings) -> ToolPolicy:
 class ToolsContainer(containers.DeclarativeContainer):
     """Per-scope factories for every tool a scope may be given.
 
-    `scope_tools` is called once per scope (with its caller identity and request selection)
-    and assembles a fresh registry: the workspace tools (fresh objects over one immutable
-    toolkit), `application_tools` (each item a provider called once per scope: a class-based
-    tool with its own dependencies is a `providers.Factory`), and proxies of the MCP servers'
-    tools. The MCP servers themselves are the application's (`mcp_servers`, started and
-    stopped by the `mcp_lifecycle` resource); their sessions carry no scope's identity.
+    `scope_tools` (a `ScopeToolkit`, the application's one) is called once per scope, with its
+    caller identity and request selection, and assembles a fresh registry: the workspace tools
+    (fresh objects over one immutable toolkit), `application_tools` (each item a provider
+    called once per scope: a class-based tool with its own dependencies is a
+    `providers.Factory`), and proxies of the MCP servers' tools. The MCP servers themselves
+    are the application's (`mcp_servers`, started and stopped by the `mcp_lifecycle`
+    resource); their sessions carry no scope's identity.
     """
 
     workspace = providers.Dependency(instance_of=Path)
@@ -47,17 +48,18 @@ class ToolsContainer(containers.DeclarativeContainer):
     )
 
     workspace_toolkit = providers.Singleton(WorkspaceToolkit, root=workspace)
-    workspace_tools = providers.Factory(WorkspaceToolkit.tools, workspace_toolkit)
     application_tools = providers.List()
 
     mcp_servers = providers.Singleton(McpServers, servers=mcp_settings, stderr_dir=mcp_log_dir)
     mcp_lifecycle = providers.Resource(run_mcp_servers, mcp_servers)
 
     policy = providers.Singleton(tool_policy_of, tools_settings)
-    scope_tools = providers.Factory(
-        assemble_tools,
-        workspace=workspace_tools,
-        application=application_tools,
+    # Called once per scope, with its caller identity and selection; the workspace and
+    # application tools are made anew for each call, the MCP servers and policy taken once.
+    scope_tools = providers.Singleton(
+        ScopeToolkit,
+        workspace=workspace_toolkit.provided.tools,
+        application=application_tools.provider,
         sources=providers.List(mcp_servers),
         policy=policy,
     )

@@ -16,9 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
+from dependency_injector import providers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chatscope import tool
 from chatscope.adapters.providers.anthropic.messages import AnthropicProvider
 from chatscope.adapters.providers.demo import DemoProvider
 from chatscope.adapters.providers.gemini import GeminiProvider
@@ -29,10 +31,13 @@ from chatscope.config.settings import PROVIDER_NAMES, ExplicitSettings
 from chatscope.containers import ApplicationContainer
 from chatscope.errors import ServerError
 from chatscope.services.chat.retry import RetryPolicy
+from chatscope.services.chat.session import ChatSession
 from chatscope.services.events import ProviderEvent
+from chatscope.services.history.compression import HistoryCompressor
+from chatscope.services.history.memory import InMemoryHistory
 from chatscope.services.runtime.invocation import ModelInvocation
 from chatscope.services.runtime.scopes import ScopeRequest
-from chatscope.testing import FunctionProvider, ScriptedReply, build_test_app
+from chatscope.testing import FunctionProvider, ScriptedProvider, ScriptedReply, build_test_app
 
 ADAPTER_CLASSES = {
     "demo": DemoProvider,
@@ -103,6 +108,11 @@ def test_application_wide_services_are_one_object_each(tmp_path: Path) -> None:
         app.tools.mcp_servers,
         app.model_providers.catalog,
         app.model_providers.http_client,
+        app.tools.scope_tools,
+        app.runtime.context,
+        app.runtime.scopes,
+        app.runtime.chat_rules,
+        app.runtime.compression,
     ):
         assert provider() is provider()
 
@@ -280,9 +290,6 @@ async def test_console_format_is_honoured_off_a_terminal(
 
 def test_a_scope_lists_the_workspace_tools_before_the_applications(tmp_path: Path) -> None:
     """The registry's order is the workspace's tools, then the application's own."""
-    from dependency_injector import providers
-
-    from chatscope import tool
 
     @tool
     def zeta_tool(text: str) -> str:
@@ -295,3 +302,84 @@ def test_a_scope_lists_the_workspace_tools_before_the_applications(tmp_path: Pat
     workspace = tuple(app.tools.workspace_toolkit().names())
     assert names[: len(workspace)] == workspace
     assert "zeta_tool" in names[len(workspace) :]
+
+
+# --- overriding a per-scope provider after the first scope ------------------------------------
+
+PER_SCOPE_PARTS = ("history", "compressor", "application_tools", "adapter")
+
+
+class _MarkedHistory(InMemoryHistory):
+    """An override's history."""
+
+    __slots__ = ()
+
+
+class _MarkedCompressor(HistoryCompressor):
+    """An override's compressor."""
+
+    __slots__ = ()
+
+
+@tool
+def override_tool(text: str) -> str:
+    """Echo the text."""
+    return text
+
+
+def _override(app: ApplicationContainer, part: str) -> None:
+    if part == "history":
+        app.runtime.history.override(providers.Factory(_MarkedHistory))
+    elif part == "compressor":
+        summariser = app.summariser()
+        app.runtime.compressor.override(providers.Factory(_MarkedCompressor, summariser))
+    elif part == "application_tools":
+        app.tools.application_tools.override(providers.List(providers.Object(override_tool)))
+    else:
+        app.model_providers.demo.override(providers.Factory(ScriptedProvider, [], name="demo"))
+
+
+def _parts_overridden(chat: ChatSession) -> set[str]:
+    context = chat.context
+    found = {
+        "history": isinstance(context.history, _MarkedHistory),
+        "compressor": isinstance(chat._compressor, _MarkedCompressor),
+        "application_tools": "override_tool" in context.tools.names(),
+        "adapter": isinstance(context.provider.get_active_provider(), ScriptedProvider),
+    }
+    return {part for part, overridden in found.items() if overridden}
+
+
+@settings(max_examples=20)
+@given(chosen=st.sets(st.sampled_from(PER_SCOPE_PARTS)))
+def test_a_per_scope_provider_overridden_after_a_chat_applies_from_the_next_scope(
+    tmp_path: Path, chosen: set[str]
+) -> None:
+    """History, compressor, the application's tools and the model adapter are made for each
+    scope by their providers: overridden once chats exist, the next scope gets exactly the
+    overridden ones, and the chat built before keeps what it had."""
+    app = _app(tmp_path)
+    before = app.runtime.chat_session(context=app.runtime.scopes().foreground())
+    for part in chosen:
+        _override(app, part)
+    after = app.runtime.chat_session(context=app.runtime.scopes().foreground())
+    assert _parts_overridden(after) == chosen
+    assert _parts_overridden(before) == set()
+
+
+@settings(max_examples=10)
+@given(configured=st.integers(1, 3), own=st.none() | st.integers(1, 3))
+async def test_a_chat_given_its_own_turn_limit_stops_there(
+    tmp_path: Path, configured: int, own: int | None
+) -> None:
+    """`chat_session(max_turns=...)` is that chat's limit; without it, the settings' one."""
+    (tmp_path / "notes.txt").write_text("x", encoding="utf-8")
+    fake = FunctionProvider(
+        lambda invocation: ScriptedReply(tool_calls=[("list_directory", {"path": "."})]),
+        name="gemini",
+    )
+    app = build_test_app(fake, workspace=tmp_path, max_turns=configured)
+    options = {} if own is None else {"max_turns": own}
+    chat = app.runtime.chat_session(context=app.runtime.scopes().foreground(), **options)
+    await chat.send("look around")
+    assert len(fake.invocations) == (configured if own is None else own)

@@ -210,7 +210,7 @@ async def test_each_concern_container_works_alone_from_its_own_inputs(tmp_path: 
     database = storage.database()
     assert database.url.database == str(tmp_path / "chatscope.db")
     await database.dispose()
-    tools = ToolsContainer(workspace=tmp_path).workspace_tools()
+    tools = ToolsContainer(workspace=tmp_path).workspace_toolkit().tools()
     (tmp_path / "note.txt").write_text("hello", encoding="utf-8")
     [read_file] = [tool for tool in tools if tool.declaration.name == "read_file"]
     assert "hello" in await read_file.run({"path": "note.txt"})

@@ -19,9 +19,9 @@ from chatscope.services.frozen import FrozenDict, thaw
 from chatscope.services.history.memory import InMemoryHistory
 from chatscope.services.runtime.auth import AuthSpec
 from chatscope.services.runtime.context import (
+    ContextAssembler,
     ProviderCatalog,
     create_agent_runtime_context,
-    open_scope_context,
 )
 from chatscope.services.runtime.invocation import AuthType
 from chatscope.services.runtime.observability.telemetry import RecordingSink
@@ -203,15 +203,14 @@ def test_only_a_subagent_opens_its_own_history(
     state = parts.pop("state").with_updates(session_id=session_id, parent_runtime_id=parent)
     parts.pop("history")
     tools = parts.pop("tools")
-    context = open_scope_context(
-        state=state,
+    assemble = ContextAssembler(
         open_history=foreground,
         open_subagent_history=subagent,
         build_tools=lambda **_: tools,
-        tool_selection=ToolSelection(),
-        owner=owner,
-        **parts,
+        telemetry_sink=parts.pop("telemetry_sink"),
+        providers=parts.pop("providers"),
     )
+    context = assemble(state=state, tool_selection=ToolSelection(), owner=owner, **parts)
     used, unused = (subagent, foreground) if parent else (foreground, subagent)
     assert used.opened == [session_id]
     assert used.labels == [(state.provider, state.model)]
@@ -230,15 +229,15 @@ def test_a_history_the_caller_opened_is_used_as_it_is(
     state = parts.pop("state").with_updates(parent_runtime_id=parent)
     given_history = parts.pop("history")
     tools = parts.pop("tools")
-    context = open_scope_context(
-        state=state,
+    assemble = ContextAssembler(
         open_history=opener,
         open_subagent_history=opener,
         build_tools=lambda **_: tools,
-        tool_selection=ToolSelection(),
-        owner=owner,
-        history=given_history,
-        **parts,
+        telemetry_sink=parts.pop("telemetry_sink"),
+        providers=parts.pop("providers"),
+    )
+    context = assemble(
+        state=state, tool_selection=ToolSelection(), owner=owner, history=given_history, **parts
     )
     assert context.history is given_history
     assert opener.opened == []

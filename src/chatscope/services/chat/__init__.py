@@ -18,7 +18,7 @@ from chatscope.services.chat.retry import (
     should_retry,
     stream_with_retry,
 )
-from chatscope.services.chat.session import ChatSession
+from chatscope.services.chat.session import ChatRules, ChatSession, open_chat_session
 from chatscope.services.chat.tool_pairs import (
     INTERRUPTED_CALL_ERROR,
     is_well_paired,
@@ -28,6 +28,7 @@ from chatscope.services.chat.tool_pairs import (
 __all__ = [
     "INTERRUPTED_CALL_ERROR",
     "CallTelemetry",
+    "ChatRules",
     "ChatSession",
     "Compressor",
     "OpenedStream",
@@ -37,6 +38,7 @@ __all__ = [
     "RetryPolicy",
     "Sleep",
     "is_well_paired",
+    "open_chat_session",
     "open_stream",
     "output_spec",
     "repair_tool_pairs",

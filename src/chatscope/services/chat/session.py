@@ -26,6 +26,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from chatscope.errors import OutputValidationError
@@ -51,7 +52,7 @@ from chatscope.services.runtime.context import AgentRuntimeContext
 from chatscope.services.runtime.invocation import ModelInvocation
 from chatscope.services.runtime.observability.tracing import TurnTrace
 
-__all__ = ["ChatSession"]
+__all__ = ["ChatRules", "ChatSession", "open_chat_session"]
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -390,3 +391,32 @@ class _Turn:
             output=self.output,
             answered_by=self.answered_by,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRules:
+    """How an application's chats run: one object for all of them, holding nothing of a chat."""
+
+    auth_resolver: AuthResolver
+    retry_policy: RetryPolicy
+    max_turns: int = 10
+    output_retries: int = 1
+
+
+def open_chat_session(
+    context: AgentRuntimeContext,
+    *,
+    rules: ChatRules,
+    compressor: Compressor | None = None,
+    max_turns: int | None = None,
+) -> ChatSession:
+    """A chat session over `context` under the application's `rules`; `max_turns`, when given,
+    is this chat's own turn limit (a subagent profile's, say)."""
+    return ChatSession(
+        context,
+        auth_resolver=rules.auth_resolver,
+        retry_policy=rules.retry_policy,
+        max_turns=rules.max_turns if max_turns is None else max_turns,
+        compressor=compressor,
+        output_retries=rules.output_retries,
+    )

@@ -31,7 +31,7 @@ from chatscope.services.history.summariser import Summariser, SummaryError
 from chatscope.services.messages import estimate_tokens
 from chatscope.services.runtime.context import AgentRuntimeContext
 
-__all__ = ["CompressionOutcome", "CompressionStatus", "HistoryCompressor"]
+__all__ = ["CompressionOutcome", "CompressionRules", "CompressionStatus", "HistoryCompressor"]
 
 
 class CompressionStatus(enum.StrEnum):
@@ -196,3 +196,15 @@ class HistoryCompressor:
         """Skip the next `turns` checks, and any check before `seconds` from now."""
         self._retry_turn = self._turn + turns + 1
         self._retry_time = self._clock() + seconds
+
+
+@dataclass(frozen=True, slots=True)
+class CompressionRules:
+    """What the compressors of an application's chats share: the summariser and settings."""
+
+    summariser: Summariser
+    settings: CompressionSettings
+
+    def compressor(self) -> HistoryCompressor:
+        """A compressor for one chat; when it may try again is its own."""
+        return HistoryCompressor(self.summariser, settings=self.settings)

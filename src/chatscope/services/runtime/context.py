@@ -30,10 +30,10 @@ from chatscope.services.tools.toolset import ToolSelection
 __all__ = [
     "AgentRuntimeContext",
     "BuildTools",
+    "ContextAssembler",
     "ProviderCatalog",
     "ProviderView",
     "create_agent_runtime_context",
-    "open_scope_context",
     "tool_context_of",
 ]
 
@@ -133,31 +133,69 @@ def create_agent_runtime_context(
     )
 
 
-def open_scope_context(
-    *,
-    state: AgentRuntimeState,
-    open_history: HistoryOpener,
-    open_subagent_history: HistoryOpener,
-    build_tools: BuildTools,
-    tool_selection: ToolSelection,
-    owner: str | None = None,
-    history: HistoryStore | None = None,
-    **parts: Any,
-) -> AgentRuntimeContext:
-    """A context whose history is that of `state.session_id`, with tools of its own.
+class ContextAssembler:
+    """Builds each scope's context from the application's parts, taken once.
 
-    A foreground scope opens its session's history with `open_history` (in memory, or the
-    stored session of the database), as `owner`'s session when one is named; a subagent's
+    The telemetry sink, tracing and provider catalog are the application's, the same for every
+    scope. A foreground scope opens its session's history with `open_history` (in memory, or
+    the stored session of the database), as `owner`'s session when one is named; a subagent's
     history is always its own, opened with `open_subagent_history`, so a subagent never writes
     into its parent's session. A `history` the caller opened itself (a stateless request's
     earlier messages, in memory) is used as it is. `build_tools` makes the scope's tool
-    registry for its caller identity and the tools its request selected. The other `parts` are
-    those of `create_agent_runtime_context`.
+    registry for its caller identity and the tools its request selected. The openers and
+    `build_tools` are called for each scope (fresh objects every time); they are usually
+    providers, so overriding them takes effect at the next scope.
     """
-    if history is None:
-        history = _open_history(state, open_history, open_subagent_history, owner)
-    tools = build_tools(caller=tool_context_of(state), selection=tool_selection)
-    return create_agent_runtime_context(state=state, history=history, tools=tools, **parts)
+
+    __slots__ = (
+        "_build_tools",
+        "_open_history",
+        "_open_subagent_history",
+        "_providers",
+        "_sink",
+        "_tracing",
+    )
+
+    def __init__(
+        self,
+        *,
+        open_history: HistoryOpener,
+        open_subagent_history: HistoryOpener,
+        build_tools: BuildTools,
+        telemetry_sink: TelemetrySink,
+        providers: ProviderCatalog,
+        tracing: Tracing = NO_TRACING,
+    ) -> None:
+        self._open_history = open_history
+        self._open_subagent_history = open_subagent_history
+        self._build_tools = build_tools
+        self._sink = telemetry_sink
+        self._providers = providers
+        self._tracing = tracing
+
+    def __call__(
+        self,
+        *,
+        state: AgentRuntimeState,
+        tool_selection: ToolSelection,
+        owner: str | None = None,
+        history: HistoryStore | None = None,
+        **parts: Any,
+    ) -> AgentRuntimeContext:
+        """A fresh context for `state`; the other `parts` are those of
+        `create_agent_runtime_context`."""
+        if history is None:
+            history = _open_history(state, self._open_history, self._open_subagent_history, owner)
+        tools = self._build_tools(caller=tool_context_of(state), selection=tool_selection)
+        return create_agent_runtime_context(
+            state=state,
+            history=history,
+            tools=tools,
+            telemetry_sink=self._sink,
+            providers=self._providers,
+            tracing=self._tracing,
+            **parts,
+        )
 
 
 def _open_history(

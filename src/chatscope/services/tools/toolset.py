@@ -8,7 +8,7 @@ alone. Nothing here is shared between two scopes but immutable declarations.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -18,7 +18,7 @@ from chatscope.services.frozen import FrozenDict
 from chatscope.services.tools.ports import Approver, Tool, ToolContext
 from chatscope.services.tools.registry import ToolPolicy, ToolRegistry
 
-__all__ = ["ToolSelection", "ToolSource", "assemble_tools", "freeze_headers"]
+__all__ = ["ScopeToolkit", "ToolSelection", "ToolSource", "assemble_tools", "freeze_headers"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,3 +82,38 @@ def assemble_tools(
     for source in sources:
         tools.extend(source.tools_for(caller, selection))
     return ToolRegistry(tools, caller=caller, approver=selection.approver, policy=policy)
+
+
+class ScopeToolkit:
+    """Makes each scope's tool registry from the application's tool parts.
+
+    `workspace` and `application` are called for every scope (container providers: fresh tool
+    objects each time, and an override of either takes effect at the next scope); `sources`
+    (the MCP servers) and `policy` are the application's, taken once.
+    """
+
+    __slots__ = ("_application", "_policy", "_sources", "_workspace")
+
+    def __init__(
+        self,
+        *,
+        workspace: Callable[[], Iterable[Tool]],
+        application: Callable[[], Iterable[Tool]],
+        sources: Iterable[ToolSource] = (),
+        policy: ToolPolicy | None = None,
+    ) -> None:
+        self._workspace = workspace
+        self._application = application
+        self._sources = tuple(sources)
+        self._policy = policy
+
+    def __call__(self, *, caller: ToolContext, selection: ToolSelection) -> ToolRegistry:
+        """The registry of the scope `caller`, with what `selection` adds."""
+        return assemble_tools(
+            caller=caller,
+            selection=selection,
+            workspace=self._workspace(),
+            application=self._application(),
+            sources=self._sources,
+            policy=self._policy,
+        )
