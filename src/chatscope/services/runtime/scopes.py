@@ -37,6 +37,10 @@ from chatscope.services.tools.toolset import ToolSelection, freeze_headers
 __all__ = ["BuildContext", "ScopeFactory", "ScopeRequest", "ScopeTools"]
 
 
+_NO_ENTRIES = FrozenDict()
+"""The empty mapping a request's mapping fields default to (immutable, so one serves all)."""
+
+
 class BuildContext(Protocol):
     """The containers' context factory: fresh history, telemetry, tools and adapter per call."""
 
@@ -105,13 +109,13 @@ class ScopeRequest:
     key_variables: tuple[str, ...] | None = None
     auth_required: bool | None = None
     session_id: str | None = None
-    model_params: FrozenDict = field(default_factory=FrozenDict)
-    ephemeral_overrides: FrozenDict = field(default_factory=FrozenDict)
+    model_params: FrozenDict = _NO_ENTRIES
+    ephemeral_overrides: FrozenDict = _NO_ENTRIES
     system_prompt: str | None = None
     allowed_tools: tuple[str, ...] | None = None
     subagent_name: str | None = None
     tools: tuple[Tool, ...] = ()
-    mcp_headers: FrozenDict = field(default_factory=FrozenDict)
+    mcp_headers: FrozenDict = _NO_ENTRIES
     mcp_servers: tuple[str, ...] | None = None
     approver: Approver | None = field(default=None, compare=False)
     owner: str | None = None
@@ -162,6 +166,8 @@ class ScopeRequest:
 def _session_parts(request: ScopeRequest) -> dict[str, Any]:
     """The request's owner, history and trace parent, when it names them: a `BuildContext`
     written before they existed keeps working for requests that do not."""
+    if request.owner is None and request.history is None and request.trace_parent is None:
+        return {}
     parts = {
         "owner": request.owner,
         "history": request.history,
@@ -204,12 +210,34 @@ def _endpoint_of(request: ScopeRequest, settings: Settings) -> _Endpoint:
     return _Endpoint(provider, model, request.base_url or section.base_url, auth)
 
 
+_ENDPOINTS_KEPT = 64
+"""How many endpoints a `ScopeFactory` keeps worked out; past that it starts again."""
+
+
+def _endpoint_key(request: ScopeRequest) -> tuple[object, ...]:
+    """The fields of a request (without a key of its own) that choose its endpoint."""
+    return (
+        request.provider,
+        request.model,
+        request.base_url,
+        request.key_file,
+        request.api_key_env,
+        request.key_variables,
+        request.auth_required,
+    )
+
+
 def _selection_of(request: ScopeRequest, parent_approver: Approver | None) -> ToolSelection:
+    """What the request adds to the application's tools (the one empty selection if nothing)."""
+    approver = request.approver or parent_approver
+    selects = request.tools or request.mcp_headers or request.mcp_servers is not None
+    if not selects and approver is None:
+        return _DEFAULT_SELECTION
     return ToolSelection(
         extra=request.tools,
         mcp_headers=request.mcp_headers,
         mcp_servers=request.mcp_servers,
-        approver=request.approver or parent_approver,
+        approver=approver,
     )
 
 
@@ -233,7 +261,7 @@ class ScopeFactory:
     taken from `chains`, the application's (a fresh one per scope without it).
     """
 
-    __slots__ = ("_build_context", "_chains", "_default", "_scope_tools", "_settings")
+    __slots__ = ("_build_context", "_chains", "_endpoints", "_scope_tools", "_settings")
 
     def __init__(
         self,
@@ -246,7 +274,8 @@ class ScopeFactory:
         self._build_context = build_context
         self._scope_tools = scope_tools
         self._chains = chains
-        self._default: _Endpoint | None = None
+        # Endpoints worked out for requests without a key of their own, by what chose them.
+        self._endpoints: dict[tuple[object, ...], _Endpoint] = {}
 
     def foreground(self, request: ScopeRequest | None = None) -> AgentRuntimeContext:
         """A fresh top-level scope: new runtime id, new history, new telemetry binding."""
@@ -291,7 +320,7 @@ class ScopeFactory:
         # The settings' own scope (the request that chooses nothing): its endpoint, selection
         # and session parts are the same every time, so they are worked out once.
         plain = request is _DEFAULT_REQUEST and parent_approver is None
-        endpoint = self._default_endpoint() if plain else _endpoint_of(request, self._settings)
+        endpoint = self._endpoint(request)
         state = AgentRuntimeState(
             runtime_id=new_id(),
             session_id=request.session_id or new_id(),
@@ -319,11 +348,23 @@ class ScopeFactory:
             return context
         return self._scope_tools.bind(context, scopes=self, allowed_tools=request.allowed_tools)
 
+    def _endpoint(self, request: ScopeRequest) -> _Endpoint:
+        """The request's endpoint. One chosen without a key of its own depends only on the
+        (frozen) settings and the fields that chose it, so it is worked out once; at most
+        `_ENDPOINTS_KEPT` are kept, in this factory only."""
+        if request.api_key is not None:
+            return _endpoint_of(request, self._settings)
+        key = _endpoint_key(request)
+        endpoint = self._endpoints.get(key)
+        if endpoint is None:
+            if len(self._endpoints) >= _ENDPOINTS_KEPT:
+                self._endpoints.clear()
+            endpoint = self._endpoints[key] = _endpoint_of(request, self._settings)
+        return endpoint
+
     def _default_endpoint(self) -> _Endpoint:
-        """The settings' default endpoint, worked out on first use (the settings are frozen)."""
-        if self._default is None:
-            self._default = _endpoint_of(_DEFAULT_REQUEST, self._settings)
-        return self._default
+        """The settings' default endpoint."""
+        return self._endpoint(_DEFAULT_REQUEST)
 
     def _fallback_parts(
         self, request: ScopeRequest, state: AgentRuntimeState, auth: AuthSpec
