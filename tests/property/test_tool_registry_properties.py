@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
@@ -19,7 +19,12 @@ from chatscope.services.messages import ToolCallBlock
 from chatscope.services.runtime.scopes import ScopeRequest
 from chatscope.services.tools.ports import ApprovalRequest, ToolContext, ToolDeclaration
 from chatscope.services.tools.registry import ToolPolicy, ToolRegistry
-from chatscope.services.tools.toolset import ToolSelection, assemble_tools, freeze_headers
+from chatscope.services.tools.toolset import (
+    ScopeToolkit,
+    ToolSelection,
+    assemble_tools,
+    freeze_headers,
+)
 
 names = st.text("abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=10)
 callers = st.builds(
@@ -163,6 +168,78 @@ def test_a_scopes_tools_are_workspace_then_application_then_its_own(
             build()
     else:
         assert build().names() == tuple(every)
+
+
+class _Source:
+    """A `ToolSource` making one tool per scope, named after it; records whom it served."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.served: list[tuple[ToolContext, ToolSelection]] = []
+
+    def tools_for(self, caller: ToolContext, selection: ToolSelection) -> tuple[Recorder, ...]:
+        self.served.append((caller, selection))
+        return (Recorder(f"{self.name}__tool"),)
+
+
+@given(
+    workspace=st.lists(names, max_size=3, unique=True),
+    application=st.lists(names, max_size=3, unique=True),
+    sources=st.lists(st.sampled_from(["crm", "weather"]), max_size=2, unique=True),
+    callers=st.lists(callers, min_size=1, max_size=3),
+    args=arguments,
+)
+def test_a_scope_toolkit_gives_every_scope_fresh_tools_for_its_caller(
+    workspace: list[str],
+    application: list[str],
+    sources: list[str],
+    callers: list[ToolContext],
+    args: dict[str, Any],
+) -> None:
+    """Each call makes the workspace and application tools anew, asks every source for the
+    caller's own tools, and binds the registry to that caller, the selection's approver and
+    the application's policy."""
+    made: list[Recorder] = []
+
+    def fresh(tool_names: list[str]) -> Callable[[], list[Recorder]]:
+        def make() -> list[Recorder]:
+            tools = [Recorder(name) for name in tool_names]
+            made.extend(tools)
+            return tools
+
+        return make
+
+    assume(not set(workspace) & set(application))
+    servers = [_Source(name) for name in sources]
+    policy = ToolPolicy(max_concurrent_calls=2, auto_approve=frozenset({"*"}))
+    toolkit = ScopeToolkit(
+        workspace=fresh(workspace),
+        application=fresh(application),
+        sources=iter(servers),
+        policy=policy,
+    )
+    approver = _approve_all
+    for caller in callers:
+        selection = ToolSelection(approver=approver)
+        registry = toolkit(caller=caller, selection=selection)
+        expected = (*workspace, *application, *(f"{name}__tool" for name in sources))
+        assert registry.names() == expected
+        assert registry.policy is policy
+        assert registry.approver is approver
+        for server in servers:
+            assert server.served[-1] == (caller, selection)
+        for name in registry.names():
+            result = _run(registry, ToolCallBlock.create("c", name, args))
+            assert json.loads(result.result)["caller"] == caller.runtime_id
+    assert len(made) == len(callers) * (len(workspace) + len(application))
+    assert len({id(tool) for tool in made}) == len(made)
+    for server in servers:
+        assert len(server.served) == len(callers)
+
+
+async def _approve_all(request: ApprovalRequest) -> bool:
+    """Approves every call."""
+    return True
 
 
 tokens = st.text(min_size=1, max_size=12).map(lambda text: f"tok-{text}-end")

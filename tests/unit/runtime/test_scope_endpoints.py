@@ -16,10 +16,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from chatscope.services.history.memory import InMemoryHistory
 from chatscope.services.runtime.context import AgentRuntimeContext
 from chatscope.services.runtime.observability.telemetry import RecordingSink
-from chatscope.services.runtime.scopes import _ENDPOINTS_KEPT, ScopeFactory, ScopeRequest
-from chatscope.services.tools.ports import ToolContext, ToolDeclaration
+from chatscope.services.runtime.scopes import (
+    _DEFAULT_REQUEST,
+    _ENDPOINTS_KEPT,
+    ScopeFactory,
+    ScopeRequest,
+)
+from chatscope.services.tools.ports import ApprovalRequest, ToolContext, ToolDeclaration
 from chatscope.testing.fakes import ScriptedProvider
 from tests.support.scopes import make_scope_factory
 
@@ -113,3 +119,86 @@ class _NamedTool:
 
     async def run(self, arguments: Mapping[str, Any], context: ToolContext | None = None) -> str:
         return self.declaration.name
+
+
+@given(fields=endpoint_fields)
+def test_the_same_request_gets_the_one_worked_out_auth_spec(
+    tmp_path: Path, fields: dict[str, Any]
+) -> None:
+    """A request without a key of its own gets its endpoint worked out once: the same auth
+    spec object every time; a request with its own key gets it worked out anew."""
+    scopes = _factory(tmp_path)
+    request = ScopeRequest.create(**fields)
+    first, second = scopes.foreground(request).auth, scopes.foreground(request).auth
+    assert first == second
+    assert (first is second) is (request.api_key is None)
+
+
+class _RecordingBuild:
+    """A `BuildContext` that records the parts each scope was built with."""
+
+    def __init__(self, workspace: Path) -> None:
+        self.parts: list[dict[str, Any]] = []
+        self._inner = _factory(workspace)._build_context
+
+    def __call__(self, **parts: Any) -> AgentRuntimeContext:
+        self.parts.append(parts)
+        plain = {name: value for name, value in parts.items() if name not in _SESSION_PARTS}
+        return self._inner(**plain)
+
+
+_SESSION_PARTS = ("owner", "history", "trace_parent")
+owners = st.none() | st.text(alphabet="abc", min_size=1, max_size=4)
+headers = st.none() | st.dictionaries(
+    st.sampled_from(["crm", "weather"]), st.just({"Authorization": "Bearer t"}), min_size=1
+)
+
+
+@given(owner=owners, history=st.booleans(), traced=st.booleans(), mcp_headers=headers)
+def test_a_scope_is_built_with_exactly_the_session_parts_its_request_names(
+    tmp_path: Path,
+    owner: str | None,
+    history: bool,
+    traced: bool,
+    mcp_headers: dict[str, dict[str, str]] | None,
+) -> None:
+    """Owner, history and trace parent reach the context builder when the request names
+    them, and only then; the request's MCP headers reach the scope's tool selection."""
+    build = _RecordingBuild(tmp_path)
+    scopes = ScopeFactory(_factory(tmp_path)._settings, build)
+    given_history = InMemoryHistory() if history else None
+    parent = object() if traced else None
+    request = ScopeRequest.create(
+        owner=owner, history=given_history, trace_parent=parent, mcp_headers=mcp_headers
+    )
+    scopes.foreground(request)
+    [parts] = build.parts
+    named = {"owner": owner, "history": given_history, "trace_parent": parent}
+    assert {name: parts[name] for name in _SESSION_PARTS if name in parts} == {
+        name: value for name, value in named.items() if value is not None
+    }
+    selection = parts["tool_selection"]
+    assert set(selection.mcp_headers) == set(mcp_headers or {})
+
+
+@given(count=st.integers(1, 3))
+def test_a_subagent_of_the_settings_request_asks_its_parent_s_approver(
+    tmp_path: Path, count: int
+) -> None:
+    """A subagent built from the request that chooses nothing still gets its parent's
+    approver (only a scope without one shares the empty selection)."""
+    scopes = _factory(tmp_path)
+    parent = scopes.foreground()
+
+    async def approve(request: ApprovalRequest) -> bool:
+        return True
+
+    for _ in range(count):
+        child = scopes.subagent_of(
+            _DEFAULT_REQUEST,
+            parent_runtime_id=parent.runtime_id,
+            ephemerals=parent.ephemerals,
+            approver=approve,
+        )
+        assert child.tools.approver is approve
+        assert child.state.parent_runtime_id == parent.runtime_id
