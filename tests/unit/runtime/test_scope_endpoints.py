@@ -202,3 +202,14 @@ def test_a_subagent_of_the_settings_request_asks_its_parent_s_approver(
         )
         assert child.tools.approver is approve
         assert child.state.parent_runtime_id == parent.runtime_id
+
+
+def test_a_factory_never_keeps_more_endpoints_than_its_bound(tmp_path: Path) -> None:
+    """Past `_ENDPOINTS_KEPT` distinct endpoints the factory starts again, never above it."""
+    scopes = _factory(tmp_path)
+    sizes = []
+    for index in range(2 * _ENDPOINTS_KEPT + 1):
+        scopes.foreground(ScopeRequest.create(provider="openai", model=f"model-{index}"))
+        sizes.append(len(scopes._endpoints))
+    assert max(sizes) == _ENDPOINTS_KEPT
+    assert sizes[_ENDPOINTS_KEPT] == 1  # the first past the bound starts again

@@ -317,9 +317,6 @@ class ScopeFactory:
         parent_approver: Approver | None = None,
         ephemerals: EphemeralSettings,
     ) -> AgentRuntimeContext:
-        # The settings' own scope (the request that chooses nothing): its endpoint, selection
-        # and session parts are the same every time, so they are worked out once.
-        plain = request is _DEFAULT_REQUEST and parent_approver is None
         endpoint = self._endpoint(request)
         state = AgentRuntimeState(
             runtime_id=new_id(),
@@ -338,8 +335,8 @@ class ScopeFactory:
             ephemerals=ephemerals.with_overrides(request.ephemeral_overrides),
             system_prompt=request.system_prompt,
             allowed_tools=self._plain_tools(request.allowed_tools),
-            tool_selection=_DEFAULT_SELECTION if plain else _selection_of(request, parent_approver),
-            **({} if plain else _session_parts(request)),
+            tool_selection=_selection_of(request, parent_approver),
+            **_session_parts(request),
             **self._fallback_parts(request, state, endpoint.auth),
         )
         if request.session_id is None and request.history is None:
