@@ -399,8 +399,8 @@ class ChatRules:
 
     auth_resolver: AuthResolver
     retry_policy: RetryPolicy
-    max_turns: int = 10
-    output_retries: int = 1
+    max_turns: int
+    output_retries: int
 
 
 def open_chat_session(
