@@ -85,7 +85,9 @@ class ScopeTools(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
+# Not slotted: `create` fills a new request's `__dict__` in one step, and an unset field reads
+# its default from the class (a slotted frozen request costs one `object.__setattr__` a field).
+@dataclass(frozen=True)
 class ScopeRequest:
     """What a caller may choose for a scope; unset fields come from settings.
 
@@ -146,21 +148,42 @@ class ScopeRequest:
     def create(cls, **fields: Any) -> ScopeRequest:
         """A request with its mappings frozen and plain-text keys and headers made secrets
         (a mapping not given, or given empty, is the field's empty default)."""
-        for name in ("model_params", "ephemeral_overrides"):
-            if fields.get(name):
-                fields[name] = deep_freeze(fields[name])
-            else:
-                fields.pop(name, None)
-        if fields.get("mcp_headers"):
-            fields["mcp_headers"] = freeze_headers(fields["mcp_headers"])
+        if not _REQUEST_FIELDS.issuperset(fields):
+            unknown = sorted(fields.keys() - _REQUEST_FIELDS)
+            raise TypeError(f"ScopeRequest has no field {', '.join(unknown)}")
+        if not _NORMALISED_FIELDS.isdisjoint(fields):
+            _normalise(fields)
+        if cls is not ScopeRequest:
+            return cls(**fields)
+        # Equal to `cls(**fields)`: every field is given or its class default, none validated
+        # by `__init__`, and a frozen request is never written after this.
+        request = object.__new__(cls)
+        request.__dict__.update(fields)
+        return request
+
+
+def _normalise(fields: dict[str, Any]) -> None:
+    """Freeze a request's mappings and sequences, and make a plain-text key a secret."""
+    for name in ("model_params", "ephemeral_overrides"):
+        if fields.get(name):
+            fields[name] = deep_freeze(fields[name])
         else:
-            fields.pop("mcp_headers", None)
-        for name in ("tools", "mcp_servers"):
-            if fields.get(name) is not None:
-                fields[name] = tuple(fields[name])
-        if isinstance(fields.get("api_key"), str):
-            fields["api_key"] = SecretStr(fields["api_key"])
-        return cls(**fields)
+            fields.pop(name, None)
+    if fields.get("mcp_headers"):
+        fields["mcp_headers"] = freeze_headers(fields["mcp_headers"])
+    else:
+        fields.pop("mcp_headers", None)
+    for name in ("tools", "mcp_servers"):
+        if fields.get(name) is not None:
+            fields[name] = tuple(fields[name])
+    if isinstance(fields.get("api_key"), str):
+        fields["api_key"] = SecretStr(fields["api_key"])
+
+
+_REQUEST_FIELDS = frozenset(item.name for item in dataclasses.fields(ScopeRequest))
+_NORMALISED_FIELDS = frozenset(
+    {"model_params", "ephemeral_overrides", "mcp_headers", "tools", "mcp_servers", "api_key"}
+)
 
 
 def _session_parts(request: ScopeRequest) -> dict[str, Any]:
