@@ -18,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from chatscope import tool
 from chatscope.config.settings import FallbackSettings
 from chatscope.services.frozen import FrozenDict, deep_freeze
 from chatscope.services.runtime.scopes import ScopeRequest
@@ -31,8 +32,21 @@ mappings = st.dictionaries(texts, scalars | st.lists(scalars, max_size=2), max_s
 headers = st.dictionaries(texts, st.dictionaries(texts, texts, max_size=2), max_size=2)
 FIELD_NAMES = [item.name for item in dataclasses.fields(ScopeRequest)]
 
-# Every field a caller may give `create`, each drawn only sometimes. Tools and the approver
-# are objects compared by identity; the owner and history are covered by the scope tests.
+
+@tool
+def first(city: str) -> str:
+    """A tool a request may bring."""
+    return city
+
+
+@tool
+def second(city: str) -> str:
+    """Another."""
+    return city
+
+
+# Every field a caller may give `create`, each drawn only sometimes. The approver, the
+# history and the trace parent are not compared; the scope tests cover them.
 request_fields = st.fixed_dictionaries(
     {},
     optional={
@@ -52,6 +66,7 @@ request_fields = st.fixed_dictionaries(
         "subagent_name": maybe_texts,
         "mcp_headers": st.none() | headers,
         "mcp_servers": st.none() | names,
+        "tools": st.lists(st.sampled_from([first, second]), max_size=2, unique=True),
         "owner": maybe_texts,
         "fallback": st.none() | st.just(FallbackSettings()),
     },
@@ -66,8 +81,9 @@ def _constructor_fields(fields: dict[str, Any]) -> dict[str, Any]:
         if value:
             freeze = freeze_headers if name == "mcp_headers" else deep_freeze
             given[name] = freeze(value)
-    if given.get("mcp_servers") is not None:
-        given["mcp_servers"] = tuple(given["mcp_servers"])
+    for name in ("tools", "mcp_servers"):
+        if given.get(name) is not None:
+            given[name] = tuple(given[name])
     if isinstance(given.get("api_key"), str):
         given["api_key"] = SecretStr(given["api_key"])
     return given
@@ -88,7 +104,9 @@ def test_create_gives_the_request_the_constructor_gives(fields: dict[str, Any]) 
 @given(fields=request_fields)
 def test_a_created_request_survives_pickling_and_replace(fields: dict[str, Any]) -> None:
     """A created request crosses a process boundary (a remote subagent's) and `replace` as a
-    constructed one does."""
+    constructed one does. (Function tools are live functions: a request with tools stays in
+    its process.)"""
+    fields.pop("tools", None)
     made = ScopeRequest.create(**fields)
     assert pickle.loads(pickle.dumps(made)) == made  # noqa: S301 - our own bytes
     assert dataclasses.replace(made, model="other") == dataclasses.replace(
@@ -111,6 +129,13 @@ def test_an_unknown_field_is_a_type_error_naming_it(fields: dict[str, Any], unkn
     """A misspelt field is refused as the constructor refuses it, by name."""
     with pytest.raises(TypeError, match=unknown):
         ScopeRequest.create(**fields, **{unknown: "x"})
+
+
+def test_the_error_names_every_unknown_field_in_order() -> None:
+    """Two misspelt fields are both named, sorted, in one message."""
+    with pytest.raises(TypeError) as raised:
+        ScopeRequest.create(modle="m", apikey="k", provider="demo")
+    assert str(raised.value) == "ScopeRequest has no field apikey, modle"
 
 
 def test_a_created_request_shares_nothing_with_the_fields_it_was_given() -> None:
