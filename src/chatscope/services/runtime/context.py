@@ -204,11 +204,13 @@ def _open_history(
     open_subagent_history: HistoryOpener,
     owner: str | None,
 ) -> HistoryStore:
-    label = {"session_id": state.session_id, "provider": state.provider, "model": state.model}
+    session_id, provider, model = state.session_id, state.provider, state.model
     if state.parent_runtime_id:
-        return open_subagent_history(**label)
-    # An opener written before owners existed keeps working for scopes that name none.
-    return open_history(**label) if owner is None else open_history(**label, owner=owner)
+        return open_subagent_history(session_id=session_id, provider=provider, model=model)
+    if owner is None:
+        # An opener written before owners existed keeps working for scopes that name none.
+        return open_history(session_id=session_id, provider=provider, model=model)
+    return open_history(session_id=session_id, provider=provider, model=model, owner=owner)
 
 
 class BuildTools(Protocol):

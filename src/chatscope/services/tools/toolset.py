@@ -78,6 +78,17 @@ def assemble_tools(
     policy: ToolPolicy | None = None,
 ) -> ToolRegistry:
     """The registry of one scope: its caller, approver and policy, and all of its tools."""
+    return _registry(caller, selection, workspace, application, sources, policy)
+
+
+def _registry(
+    caller: ToolContext,
+    selection: ToolSelection,
+    workspace: Iterable[Tool],
+    application: Iterable[Tool],
+    sources: Iterable[ToolSource],
+    policy: ToolPolicy | None,
+) -> ToolRegistry:
     tools: list[Tool] = [*workspace, *application, *selection.extra]
     for source in sources:
         tools.extend(source.tools_for(caller, selection))
@@ -109,11 +120,5 @@ class ScopeToolkit:
 
     def __call__(self, *, caller: ToolContext, selection: ToolSelection) -> ToolRegistry:
         """The registry of the scope `caller`, with what `selection` adds."""
-        return assemble_tools(
-            caller=caller,
-            selection=selection,
-            workspace=self._workspace(),
-            application=self._application(),
-            sources=self._sources,
-            policy=self._policy,
-        )
+        workspace, application = self._workspace(), self._application()
+        return _registry(caller, selection, workspace, application, self._sources, self._policy)
