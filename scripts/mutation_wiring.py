@@ -10,7 +10,7 @@ script makes exactly those, one at a time, on a private copy of the package:
   swap-args  two neighbouring keyword arguments of one call exchanged: right parts, wrong
              places (neighbours only: all pairs would be quadratic and mostly type errors)
   instance   `x.provider` -> `x`: a built object passed where a factory was expected
-  entry      one entry of a mapping given to a provider left out (an Aggregate choice)
+  entry      one entry of a mapping given to a provider left out (an adapter factory by name)
 
 `instance_of=` of a `Dependency` is left alone: it only narrows what the container accepts.
 A `Singleton` of an immutable builtin value (`str`, `int`, ...) keeps its lifetime: rebuilding

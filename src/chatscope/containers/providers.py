@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from dependency_injector import containers, providers
 
 from chatscope.adapters.providers.anthropic.messages import AnthropicProvider
@@ -12,7 +10,7 @@ from chatscope.adapters.providers.gemini import GeminiProvider
 from chatscope.adapters.providers.http_client import create_http_client, http_client_lifecycle
 from chatscope.adapters.providers.openai.chat import OpenAIChatProvider
 from chatscope.adapters.providers.openai.responses import OpenAIResponsesProvider
-from chatscope.config.settings import PROVIDER_NAMES, HttpSettings
+from chatscope.config.settings import HttpSettings
 from chatscope.services.runtime.context import ProviderCatalog
 
 
@@ -37,13 +35,15 @@ class ModelProvidersContainer(containers.DeclarativeContainer):
     anthropic = providers.Factory(AnthropicProvider, client=http_client, name="anthropic")
     gemini = providers.Factory(GeminiProvider, client=http_client, name="gemini")
 
-    by_name: providers.Aggregate[Any] = providers.Aggregate(
+    # Each provider name's adapter factory itself (`.provider`): the catalog calls it for every
+    # scope, so overriding `openai`, say, applies from the next scope on.
+    adapter_factories = providers.Dict(
         {
-            "demo": demo,
-            "openai": openai,
-            "openai-responses": openai_responses,
-            "anthropic": anthropic,
-            "gemini": gemini,
+            "demo": demo.provider,
+            "openai": openai.provider,
+            "openai-responses": openai_responses.provider,
+            "anthropic": anthropic.provider,
+            "gemini": gemini.provider,
         }
     )
-    catalog = providers.Singleton(ProviderCatalog, create=by_name.provider, names=PROVIDER_NAMES)
+    catalog = providers.Singleton(ProviderCatalog.of_factories, adapter_factories)

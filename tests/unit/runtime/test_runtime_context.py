@@ -177,3 +177,35 @@ def test_state_requires_ids_provider_and_model() -> None:
     with pytest.raises(MissingProviderRuntimeError) as caught:
         AgentRuntimeState(runtime_id="r", session_id="", provider="", model="")
     assert caught.value.missing == ("session_id", "provider", "model")
+
+
+@given(
+    names=st.lists(
+        st.sampled_from(["demo", "openai", "anthropic", "gemini"]), min_size=1, unique=True
+    ),
+    calls=st.lists(st.integers(0, 3), max_size=12),
+)
+def test_a_catalog_of_factories_calls_the_named_factory_each_time(
+    names: list[str], calls: list[int]
+) -> None:
+    """Every `create` calls that name's factory anew (a fresh adapter per scope), in the
+    factories' order of names; a name without a factory is refused before any is called."""
+    made: list[str] = []
+
+    def factory(name: str) -> Any:
+        def build() -> ScriptedProvider:
+            made.append(name)
+            return ScriptedProvider([], name=name)
+
+        return build
+
+    catalog = ProviderCatalog.of_factories({name: factory(name) for name in names})
+    assert catalog.names == tuple(names)
+    wanted = [names[call % len(names)] for call in calls]
+    adapters = [catalog.create(name) for name in wanted]
+    assert made == wanted
+    assert [adapter.name for adapter in adapters] == wanted
+    assert len({id(adapter) for adapter in adapters}) == len(adapters)
+    with pytest.raises(UnknownProviderError):
+        catalog.create("openai-responses")
+    assert made == wanted

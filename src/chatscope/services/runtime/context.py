@@ -6,7 +6,7 @@ tools and a read-only provider view. It is immutable: nothing offers `set_active
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -247,6 +247,13 @@ class ProviderCatalog:
         """A catalog serving these ready-made adapters (handy in tests and embedding apps)."""
         by_name = {adapter.name: adapter for adapter in adapters}
         return cls(by_name.__getitem__, by_name)
+
+    @classmethod
+    def of_factories(cls, factories: Mapping[str, Callable[[], ModelProvider]]) -> ProviderCatalog:
+        """A catalog calling the factory of a scope's provider name for each adapter (the
+        containers' adapter `Factory` providers)."""
+        table = dict(factories)
+        return cls(lambda name: table[name](), table)
 
     def create(self, name: str) -> ModelProvider:
         """A provider adapter for `name`; unknown names raise `UnknownProviderError`."""
