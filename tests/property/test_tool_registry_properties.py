@@ -150,10 +150,13 @@ def test_restricting_keeps_the_allowed_tools_in_order_and_the_scope(
 def test_a_scopes_tools_are_workspace_then_application_then_its_own(
     workspace: list[str], application: list[str], extra: list[str]
 ) -> None:
-    """`assemble_tools` keeps each source's order; a name given twice is refused."""
-    every = [*workspace, *application, *extra]
+    """`assemble_tools` keeps each source's order, then a tool source's; a name given twice is
+    refused. The registry has the caller and policy it was given, and the source served that
+    caller."""
+    every = [*workspace, *application, *extra, "mcp__tool"]
     selection = ToolSelection(extra=tuple(Recorder(name) for name in extra))
     caller = ToolContext("s", "r", "demo", "m")
+    policy, source = ToolPolicy(timeout=7.0), _Source("mcp")
 
     def build() -> ToolRegistry:
         return assemble_tools(
@@ -161,13 +164,20 @@ def test_a_scopes_tools_are_workspace_then_application_then_its_own(
             selection=selection,
             workspace=[Recorder(name) for name in workspace],
             application=[Recorder(name) for name in application],
+            sources=[source],
+            policy=policy,
         )
 
     if len(set(every)) < len(every):
         with pytest.raises(ConfigurationError, match="two tools are named"):
             build()
-    else:
-        assert build().names() == tuple(every)
+        return
+    registry = build()
+    assert registry.names() == tuple(every)
+    assert registry.policy is policy
+    assert source.served == [(caller, selection)]
+    answer = _run(registry, ToolCallBlock.create("c", "mcp__tool", {}))
+    assert json.loads(answer.result)["caller"] == caller.runtime_id
 
 
 class _Source:
