@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
@@ -25,6 +25,7 @@ def sendable(key: str) -> bool:
 
 
 @given(key=keys)
+@example(key="sk-with a space")  # a space is printable ASCII: a header carries it
 def test_any_key_from_the_environment_is_sendable_or_refused(key: str) -> None:
     """A key comes back exactly if a header can carry it; else the refusal names the
     variable and never shows the key."""
@@ -60,4 +61,5 @@ def test_an_explicit_key_that_cannot_be_sent_is_refused(bad: tuple[str, str], su
     with pytest.raises(ConfigurationError, match=problem) as raised:
         AuthResolver({}).resolve(spec)
     assert "the scope's api_key" in str(raised.value)
+    assert "an HTTP header cannot carry it" in str(raised.value)
     assert suffix not in str(raised.value)
