@@ -19,6 +19,7 @@ from chatscope.services.runtime.context import (
     create_agent_runtime_context,
     tool_context_of,
 )
+from chatscope.services.runtime.fallback import FallbackChains
 from chatscope.services.runtime.observability.telemetry import RecordingSink
 from chatscope.services.runtime.ports import ModelProvider
 from chatscope.services.runtime.scopes import ScopeFactory
@@ -60,9 +61,14 @@ def make_chat(context: AgentRuntimeContext, **options: Any) -> ChatSession:
 
 
 def make_scope_factory(
-    *providers: ModelProvider, sink: RecordingSink, workspace: Path, **settings: Any
+    *providers: ModelProvider,
+    sink: RecordingSink,
+    workspace: Path,
+    chains: FallbackChains | None = None,
+    **settings: Any,
 ) -> ScopeFactory:
-    """A `ScopeFactory` whose contexts are assembled by hand, as the containers would."""
+    """A `ScopeFactory` whose contexts are assembled by hand, as the containers would; its
+    scopes share `chains` (an application's fallback chains) when given."""
     catalog = ProviderCatalog.of(*providers)
 
     def build_context(*, tool_selection: ToolSelection, **parts: Any) -> AgentRuntimeContext:
@@ -75,4 +81,5 @@ def make_scope_factory(
             **parts,
         )
 
-    return ScopeFactory(ExplicitSettings(workspace=workspace, **settings), build_context)
+    explicit = ExplicitSettings(workspace=workspace, **settings)
+    return ScopeFactory(explicit, build_context, chains=chains)

@@ -18,6 +18,7 @@ from chatscope.config.presets import PRESETS
 from chatscope.config.settings import FallbackMember, FallbackSettings
 from chatscope.errors import ConfigurationError
 from chatscope.services.frozen import FrozenDict, thaw
+from chatscope.services.runtime.fallback import FallbackChains
 from chatscope.services.runtime.invocation import AuthType
 from chatscope.services.runtime.observability.telemetry import RecordingSink
 from chatscope.services.runtime.scopes import ScopeFactory, ScopeRequest
@@ -147,6 +148,30 @@ def test_a_requests_own_chain_is_kept_when_the_settings_have_one_too(tmp_path: P
     default = scopes.foreground().fallback
     assert default is not None
     assert default.chain.config.mode == "failover"
+
+
+@given(shared=st.booleans(), count=st.integers(2, 4))
+def test_scopes_share_the_applications_chains_and_only_those(
+    tmp_path: Path, shared: bool, count: int
+) -> None:
+    """Scopes of a factory given the application's chains share one chain per configuration
+    (its breakers and round-robin position); without them each scope's chain is its own."""
+    chains = FallbackChains() if shared else None
+    scopes = make_scope_factory(
+        ScriptedProvider([], name="openai"),
+        sink=RecordingSink(),
+        workspace=tmp_path,
+        chains=chains,
+        provider="openai",
+        fallback={"mode": "failover", "members": [BACKUP]},
+    )
+    built = [scopes.foreground().fallback for _ in range(count)]
+    chains_seen = {id(view.chain) for view in built if view is not None}
+    assert None not in built
+    assert len(chains_seen) == (1 if shared else count)
+    if chains is not None:
+        assert built[0] is not None
+        assert chains.chain(built[0].chain.config) is built[0].chain
 
 
 @given(settings_mode=st.sampled_from(["off", "failover"]))
