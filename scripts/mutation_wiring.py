@@ -65,6 +65,7 @@ TESTS = (
     "tests/integration/sessions/test_sessions_containers.py",
     "tests/integration/test_compression_flow.py",
     "tests/unit/subagents/test_task.py",
+    "tests/integration/tracing/test_turn_spans.py",
 )
 LIFETIMES = {"Factory": "Singleton", "Singleton": "Factory"}
 CALLABLE_FIRST = frozenset({"Factory", "Singleton", "Callable", "Resource", "Container"})
