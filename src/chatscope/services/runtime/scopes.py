@@ -8,9 +8,10 @@ and changes nothing: building a subagent never touches its parent (REQ-STAT6-003
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from pydantic import SecretStr
@@ -164,26 +165,40 @@ class ScopeRequest:
 
 def _normalise(fields: dict[str, Any]) -> None:
     """Freeze a request's mappings and sequences, and make a plain-text key a secret."""
-    for name in ("model_params", "ephemeral_overrides"):
-        if fields.get(name):
-            fields[name] = deep_freeze(fields[name])
-        else:
-            fields.pop(name, None)
-    if fields.get("mcp_headers"):
-        fields["mcp_headers"] = freeze_headers(fields["mcp_headers"])
-    else:
-        fields.pop("mcp_headers", None)
-    for name in ("tools", "mcp_servers"):
-        if fields.get(name) is not None:
-            fields[name] = tuple(fields[name])
-    if isinstance(fields.get("api_key"), str):
-        fields["api_key"] = SecretStr(fields["api_key"])
+    for name in _NORMALISED_FIELDS & fields.keys():
+        fields[name] = _NORMALISERS[name](fields[name])
+
+
+def _frozen_mapping(value: Any) -> FrozenDict:
+    """Deeply frozen; an empty or missing mapping is the field's shared empty default."""
+    return deep_freeze(value) if value else _NO_ENTRIES
+
+
+def _frozen_headers(value: Any) -> FrozenDict:
+    return freeze_headers(value) if value else _NO_ENTRIES
+
+
+def _tuple_unless_none(value: Any) -> tuple[Any, ...] | None:
+    return None if value is None else tuple(value)
+
+
+def _secret_if_text(value: Any) -> Any:
+    return SecretStr(value) if isinstance(value, str) else value
 
 
 _REQUEST_FIELDS = frozenset(item.name for item in dataclasses.fields(ScopeRequest))
-_NORMALISED_FIELDS = frozenset(
-    {"model_params", "ephemeral_overrides", "mcp_headers", "tools", "mcp_servers", "api_key"}
+_NORMALISERS: Mapping[str, Callable[[Any], Any]] = MappingProxyType(
+    {
+        "model_params": _frozen_mapping,
+        "ephemeral_overrides": _frozen_mapping,
+        "mcp_headers": _frozen_headers,
+        "tools": _tuple_unless_none,
+        "mcp_servers": _tuple_unless_none,
+        "api_key": _secret_if_text,
+    }
 )
+"""How `create` turns each field that needs it into the request's frozen form."""
+_NORMALISED_FIELDS = frozenset(_NORMALISERS)
 
 
 def _session_parts(request: ScopeRequest) -> dict[str, Any]:
