@@ -14,6 +14,7 @@ from chatscope.adapters.storage.codec import (
     decode_message,
     decode_usage,
     encode_message,
+    encode_usage,
     message_from_dict,
     message_to_dict,
 )
@@ -24,9 +25,23 @@ from chatscope.services.messages import (
     ThinkingBlock,
     ToolCallBlock,
     ToolResultBlock,
+    Usage,
 )
 from tests.support.adapter_helpers import JSON_VALUES
-from tests.support.message_strategies import messages
+from tests.support.message_strategies import messages, usages
+
+# Any text, surrogates, control characters and line separators included.
+ANY_TEXT = st.text(st.characters(codec=None, categories=None), max_size=40)
+plain_text_messages = st.builds(
+    Message,
+    st.sampled_from(Role),
+    st.lists(st.builds(TextBlock, ANY_TEXT), max_size=3).map(tuple),
+)
+
+
+def compact_json(data: Any) -> str:
+    """`data` as the stored form writes JSON: compact, characters as they are."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def test_signatures_provider_names_and_item_ids_are_kept() -> None:
@@ -162,3 +177,46 @@ def test_decoding_arbitrary_blocks_never_fails_any_other_way(
         return
     assert str(message.role) == role
     assert len(message.blocks) == len(blocks)
+
+
+@given(message=plain_text_messages | messages)
+def test_a_message_is_written_as_the_compact_json_of_its_dictionary(message: Message) -> None:
+    """Plain text messages are written without building the dictionary first; the text is the
+    same as the dictionary's compact JSON, for every message, and reads back as the message."""
+    text = encode_message(message)
+    assert text == compact_json(message_to_dict(message))
+    assert decode_message(text) == message
+
+
+@given(message=plain_text_messages, signature=st.text(max_size=5), at=st.integers(0, 2))
+def test_a_signed_text_block_keeps_its_signature(message: Message, signature: str, at: int) -> None:
+    """A text block with a signature (Gemini's) is not plain text: the signature is stored."""
+    blocks = list(message.blocks)
+    blocks.insert(min(at, len(blocks)), TextBlock("signed", signature=signature))
+    signed = Message(message.role, tuple(blocks))
+    assert encode_message(signed) == compact_json(message_to_dict(signed))
+    assert decode_message(encode_message(signed)) == signed
+
+
+@given(usage=usages | st.builds(Usage, *(st.integers(0, 2**63) for _ in range(4))))
+def test_usage_is_written_as_the_compact_json_of_its_counts(usage: Usage) -> None:
+    """Every counter is written, in field order, and reads back as the same usage."""
+    counts = {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cached_tokens": usage.cached_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+    }
+    assert encode_usage(usage) == compact_json(counts)
+    assert decode_usage(encode_usage(usage)) == usage
+
+
+def test_usage_holding_other_numbers_is_written_as_json_writes_them() -> None:
+    """A counter that is not an `int` (a float or bool a caller put there) is still valid JSON."""
+    usage = Usage(input_tokens=1.5, output_tokens=True)  # type: ignore[arg-type]
+    assert json.loads(encode_usage(usage)) == {
+        "input_tokens": 1.5,
+        "output_tokens": True,
+        "cached_tokens": 0,
+        "reasoning_tokens": 0,
+    }

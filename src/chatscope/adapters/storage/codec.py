@@ -56,6 +56,7 @@ _USAGE_FIELDS = tuple(spec.name for spec in dataclasses.fields(Usage))
 # One compact encoder (its options only, nothing it encodes stays in it): `json.dumps` with
 # options builds an encoder per call.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_TEXT_BLOCK_OPENING = '{"type":"text","text":'
 
 
 # What a block field may hold, by its annotation; a field of any other annotation is not checked.
@@ -85,7 +86,22 @@ def message_from_dict(data: Mapping[str, Any]) -> Message:
 
 def encode_message(message: Message) -> str:
     """The message as compact JSON text."""
-    return _dumps(message_to_dict(message))
+    texts = _plain_texts(message.blocks)
+    if texts is None:
+        return _dumps(message_to_dict(message))
+    # Every prompt and most replies: the same text, written without building dictionaries.
+    blocks = ",".join([_TEXT_BLOCK_OPENING + _ENCODER.encode(text) + "}" for text in texts])
+    return f'{{"role":"{message.role}","blocks":[{blocks}]}}'
+
+
+def _plain_texts(blocks: tuple[Block, ...]) -> list[str] | None:
+    """The texts of `blocks` if each is a text block without a signature, else None."""
+    texts = []
+    for block in blocks:
+        if type(block) is not TextBlock or block.signature is not None:
+            return None
+        texts.append(block.text)
+    return texts
 
 
 def decode_message(text: str) -> Message:
@@ -95,7 +111,10 @@ def decode_message(text: str) -> Message:
 
 def encode_usage(usage: Usage) -> str:
     """Usage as compact JSON text."""
-    return _dumps({name: getattr(usage, name) for name in _USAGE_FIELDS})
+    counts = {name: getattr(usage, name) for name in _USAGE_FIELDS}
+    if all(type(count) is int for count in counts.values()):
+        return "{" + ",".join([f'"{name}":{count}' for name, count in counts.items()]) + "}"
+    return _dumps(counts)
 
 
 def decode_usage(text: str) -> Usage:
