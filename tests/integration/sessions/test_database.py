@@ -23,8 +23,20 @@ from typing import Any, TypeVar
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    event,
+    func,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import QueuePool
 
 from chatscope.adapters.storage.catalog import SessionCatalog
@@ -379,6 +391,67 @@ async def test_a_unit_of_work_from_another_thread_runs_on_a_pooled_connection(
     theirs = await asyncio.to_thread(elsewhere)
     assert theirs != mine
     assert await sqlite_database.read(partial(stored, run)) == [1, 2]
+
+
+def orphan_child(connection: Connection) -> None:
+    """Insert a child whose parent does not exist: its deferred key is only checked at COMMIT."""
+    connection.execute(text("INSERT INTO children (parent) VALUES (42)"))
+
+
+def deferred_keys(connection: Connection) -> None:
+    connection.execute(text("CREATE TABLE IF NOT EXISTS parents (id INTEGER PRIMARY KEY)"))
+    connection.execute(
+        text(
+            "CREATE TABLE IF NOT EXISTS children (parent INTEGER REFERENCES parents (id) "
+            "DEFERRABLE INITIALLY DEFERRED)"
+        )
+    )
+
+
+def child_count(connection: Connection) -> int:
+    return int(connection.execute(text("SELECT count(*) FROM children")).scalar_one())
+
+
+async def test_a_commit_sqlite_refuses_is_sqlalchemys_error_and_stores_nothing(
+    sqlite_database: Database,
+) -> None:
+    """A unit of work whose COMMIT fails (a deferred foreign key) raises SQLAlchemy's
+    `IntegrityError`, leaves nothing stored and its connection given up; the next write runs on
+    a fresh connection and commits."""
+    run = new_run()
+    await sqlite_database.write(deferred_keys)
+    before = await sqlite_database.write(the_connection)
+    with pytest.raises(IntegrityError, match="FOREIGN KEY"):
+        await sqlite_database.write(orphan_child)
+    assert before.closed
+    assert await sqlite_database.read(child_count) == 0
+    await sqlite_database.write(partial(append, run, [1]))
+    assert committed(sqlite_database, run) == [1]
+
+
+async def test_whoever_listens_for_commits_sees_every_unit_of_works_commit(
+    sqlite_database: Database,
+) -> None:
+    """Units of work on the loop commit on the driver, which an engine's `commit` event would
+    not see: while anyone listens for it, they run on pooled connections in SQLAlchemy's own
+    transactions, each commit seen; once nobody listens, on the held connection again."""
+    engine, run, seen = sqlite_database.sync_engine, new_run(), []
+    held = await sqlite_database.write(driver_connection)
+
+    def on_commit(connection: Connection) -> None:
+        seen.append(driver_connection(connection))
+
+    event.listen(engine, "commit", on_commit)
+    try:
+        for value in range(3):
+            await sqlite_database.write(partial(append, run, [value]))
+        await sqlite_database.read(partial(stored, run))
+    finally:
+        event.remove(engine, "commit", on_commit)
+    assert len(seen) == 4
+    assert held not in seen
+    assert await sqlite_database.write(driver_connection) == held
+    assert committed(sqlite_database, run) == [0, 1, 2]
 
 
 # --- the end --------------------------------------------------------------------------------

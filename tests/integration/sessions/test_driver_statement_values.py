@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Executable
 
-from chatscope.adapters.storage import database as database_module
+from chatscope.adapters.storage import driver as driver_module
 from chatscope.adapters.storage.database import Database
 from chatscope.adapters.storage.schema import sessions_table
 from chatscope.adapters.storage.statements import (
@@ -113,7 +113,7 @@ async def test_the_driver_values_are_the_ones_core_sends(
     """Same SQL, same values, same order, constants and processed times included."""
     statement, parameters = case
     with database.sync_engine.connect() as connection:
-        compiled = database_module._compile(connection, statement)
+        compiled = driver_module._compile(connection, statement)
         sql, values = sent_by_core(connection, statement, parameters)
     assert compiled.sql == sql
     assert compiled.values(parameters) == tuple(values)

@@ -28,10 +28,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from chatscope.adapters.storage import database as database_module
+from chatscope.adapters.storage import driver as driver_module
 from chatscope.adapters.storage import sql_history
-from chatscope.adapters.storage.database import (
+from chatscope.adapters.storage.database import Database
+from chatscope.adapters.storage.driver import (
     DRIVER_STATEMENTS,
-    Database,
     DriverStatements,
     execute_rows,
     first_row,
@@ -65,9 +66,11 @@ async def database(tmp_path: Path) -> AsyncIterator[Database]:
 def spying(calls: list[Call], name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     """`original` (a `DriverStatements` method), recording each call in `calls`."""
 
-    def spy(self: DriverStatements, connection: Connection, statement: Any, rows: Any) -> Any:
+    def spy(
+        self: DriverStatements, connection: Connection, driver: Any, statement: Any, rows: Any
+    ) -> Any:
         calls.append((name, statement, threading.get_ident()))
-        return original(self, connection, statement, rows)
+        return original(self, connection, driver, statement, rows)
 
     return spy
 
@@ -342,14 +345,14 @@ async def test_each_statement_is_compiled_once_per_engine(database: Database) ->
     """After many turns of labelled and unlabelled sessions, SQLAlchemy compiled each statement
     used exactly once, and the engine's `DriverStatements` holds exactly those."""
     compiled: list[object] = []
-    original = database_module._compile
+    original = driver_module._compile
 
     def counting(connection: Connection, statement: Any) -> Any:
         compiled.append(statement)
         return original(connection, statement)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(database_module, "_compile", counting)
+        patch.setattr(driver_module, "_compile", counting)
         for index in range(6):
             store = new_session(database)
             if index % 2:

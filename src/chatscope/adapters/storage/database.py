@@ -13,12 +13,9 @@ How it runs depends on the backend, never what it means:
 - Any other URL (PostgreSQL through asyncpg is the tested one) uses SQLAlchemy's async engine;
   the same function runs through `AsyncConnection.run_sync`, each statement awaited on the loop.
 
-The saved-turn path runs its statements through `execute_rows` and `first_row`. On SQLite a
-statement costs more in SQLAlchemy's execution path (about 25 µs each) than in SQLite itself, so
-an SQLite engine carries `DriverStatements` in its execution options: each statement is compiled
-by SQLAlchemy once per engine, then runs on the driver connection underneath, inside the
-SQLAlchemy transaction (as that transaction's `BEGIN` already does). Other engines run Core,
-and so does SQLite while anyone listens for the engine's cursor or error events.
+On SQLite, SQLAlchemy's bookkeeping of a transaction and of each statement cost more than
+SQLite's own work, so the event loop's transactions are begun and ended on the driver connection
+(see `_HeldConnections`) and the saved-turn statements run there too (see `driver.py`).
 
 A transaction that has begun runs to its end even if the task awaiting it is cancelled (on the
 event loop nothing can interrupt it); the cancellation is raised once it has committed or
@@ -28,30 +25,31 @@ rolled back, so whatever a caller keeps in memory never disagrees with what was 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from operator import itemgetter
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import URL, Engine
-from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.sql import Executable
+
+from chatscope.adapters.storage.driver import (
+    DRIVER_TRANSACTIONS,
+    as_sqlalchemy_error,
+    statements_observed,
+)
 
 __all__ = [
-    "DRIVER_STATEMENTS",
     "AsyncDatabase",
     "Database",
-    "DriverStatements",
     "SqliteDatabase",
     "UnitOfWork",
-    "execute_rows",
-    "first_row",
+    "begin_on_driver",
 ]
 
 T = TypeVar("T")
@@ -62,8 +60,6 @@ UnitOfWork = Callable[[Connection], T]
 _SQLITE_BUSY_CODES = frozenset({5, 6})
 WRITE_OPTION = "chatscope_write"
 """The execution option that makes SQLite's `BEGIN` an immediate one (see `engine.py`)."""
-DRIVER_STATEMENTS = "chatscope_driver_statements"
-"""The execution option of an SQLite engine that holds its `DriverStatements`."""
 
 
 class Database(ABC):
@@ -234,9 +230,16 @@ class _HeldConnections:
     between transactions, since on the loop one transaction runs at a time.
 
     Checking a connection out of the pool and returning it (with its reset) for every
-    transaction cost as much as the transaction's statements. A connection is held by the
-    thread that opened it; any other thread runs its transaction on a pooled connection, as
-    does a transaction that fails (its connection is closed, and the next opens another).
+    transaction cost as much as the transaction's statements, and so did SQLAlchemy's own
+    bookkeeping of each transaction. So a held connection stands in one SQLAlchemy transaction
+    for as long as it is held (its `begin` emits nothing, see `DRIVER_TRANSACTIONS`), and each
+    unit of work's transaction is begun and committed on the driver connection underneath.
+    Whoever listens for the engine's commits, rollbacks or statements would miss these: while
+    anyone does, units of work run on pooled connections, in SQLAlchemy's transactions.
+
+    A connection is held by the thread that opened it; any other thread runs its transaction on
+    a pooled connection, as does a transaction that fails (its connection is closed, and the
+    next opens another).
     """
 
     __slots__ = ("_connections", "_engine", "_thread")
@@ -244,7 +247,7 @@ class _HeldConnections:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._thread: int | None = None
-        self._connections: dict[bool, Connection] = {}
+        self._connections: dict[bool, _Held] = {}
 
     def transaction(self, work: UnitOfWork[T], writes: bool) -> T:
         """Run `work` in one transaction on the held connection for `writes`."""
@@ -252,25 +255,71 @@ class _HeldConnections:
             self._thread = threading.get_ident()
         elif self._thread != threading.get_ident():
             return _transaction(self._engine, work, writes)
-        connection = self._connections.get(writes)
-        if connection is None:
-            connection = self._engine.connect()
-            if writes:
-                connection.execution_options(**{WRITE_OPTION: True})
-            self._connections[writes] = connection
+        held = self._connections.get(writes) or self._hold(writes)
+        if _observed(self._engine):
+            return _transaction(self._engine, work, writes)
+        begin_on_driver(held.driver, writes)
         try:
-            with connection.begin():
-                return work(connection)
+            result = work(held.connection)
+            _commit_on_driver(held)
         except BaseException:
             del self._connections[writes]
-            connection.close()
+            held.give_up()
             raise
+        return result
 
     def close(self) -> None:
         """Give the held connections back (on the thread that holds them)."""
         connections, self._connections = self._connections, {}
-        for connection in connections.values():
-            connection.close()
+        for held in connections.values():
+            held.connection.close()
+
+    def _hold(self, writes: bool) -> _Held:
+        connection = self._engine.connect()
+        held = self._connections[writes] = _Held(connection)
+        connection.execution_options(**{DRIVER_TRANSACTIONS: held.driver})
+        connection.begin()  # the standing transaction: see `DRIVER_TRANSACTIONS`
+        return held
+
+
+class _Held:
+    """A held connection and the driver connection underneath it."""
+
+    __slots__ = ("connection", "driver")
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.driver: sqlite3.Connection = connection.connection.driver_connection  # type: ignore[assignment]
+
+    def give_up(self) -> None:
+        """Roll back whatever the driver still has open, then close the connection."""
+        if self.driver.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.driver.execute("ROLLBACK")
+        self.connection.close()
+
+
+def begin_on_driver(driver: sqlite3.Connection, writes: bool) -> None:
+    """Begin a transaction on an SQLite driver connection, taking the write lock at once for
+    `writes`; an `OperationalError` (as SQLAlchemy raises) if SQLite refuses."""
+    statement = "BEGIN IMMEDIATE" if writes else "BEGIN"
+    try:
+        driver.execute(statement)
+    except sqlite3.Error as exc:
+        raise OperationalError(statement, None, exc) from None
+
+
+def _commit_on_driver(held: _Held) -> None:
+    try:
+        held.driver.execute("COMMIT")
+    except sqlite3.Error as exc:
+        raise as_sqlalchemy_error(held.connection, "COMMIT", exc) from None
+
+
+def _observed(engine: Engine) -> bool:
+    """Whether anyone listens for the engine's commits, rollbacks, statements or errors."""
+    dispatch = engine.dispatch
+    return bool(dispatch.commit or dispatch.rollback) or statements_observed(engine)
 
 
 def _transaction(engine: Engine, work: UnitOfWork[T], writes: bool) -> T:
@@ -290,155 +339,3 @@ async def _to_its_end(started: asyncio.Future[T]) -> T:
         if not started.cancelled():
             started.exception()  # retrieved: its outcome is the cancellation raised now
         raise
-
-
-Parameters = Mapping[str, Any]
-
-
-def execute_rows(
-    connection: Connection, statement: Executable, rows: Parameters | Sequence[Parameters]
-) -> None:
-    """Run `statement` once, or once per row when `rows` is a list (an INSERT of many)."""
-    driver = _driver_statements(connection)
-    if driver is None:
-        connection.execute(statement, rows)
-    else:
-        driver.execute(connection, statement, rows)
-
-
-def first_row(
-    connection: Connection, statement: Executable, parameters: Parameters
-) -> tuple[Any, ...] | None:
-    """The first row `statement` returns, or None."""
-    driver = _driver_statements(connection)
-    if driver is None:
-        row = connection.execute(statement, parameters).first()
-        return None if row is None else tuple(row)
-    return driver.first(connection, statement, parameters)
-
-
-def _driver_statements(connection: Connection) -> DriverStatements | None:
-    """The engine's `DriverStatements` for a statement inside a transaction, unless someone
-    listens for the engine's statements or errors (OpenTelemetry's SQLAlchemy instrumentation,
-    say): they then run through Core, seen. (Outside a transaction Core begins one itself,
-    which the driver, in autocommit, would not.)"""
-    driver: DriverStatements | None = connection.get_execution_options().get(DRIVER_STATEMENTS)
-    if driver is None or not connection.in_transaction():
-        return None
-    dispatch = connection.dispatch
-    if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
-        return None
-    if connection.dialect.dispatch.handle_error:
-        return None
-    return driver
-
-
-_Processor = Callable[[Any], Any]
-_Step = tuple[str | None, Any, _Processor | None]
-"""How one `?` is filled: (parameter name, None, its type's processor or None), or for a
-constant (None, its value already processed, None)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Compiled:
-    """A statement as SQLite's driver takes it: SQL text with `?` markers, and how to fill them
-    (`steps`, one per marker, in order; `fetch`, when every marker takes a parameter as it is)."""
-
-    sql: str
-    steps: tuple[_Step, ...]
-    fetch: Callable[[Parameters], tuple[Any, ...]] | None
-
-    def values(self, parameters: Parameters) -> tuple[Any, ...]:
-        if self.fetch is not None:
-            return self.fetch(parameters)
-        return tuple(
-            [
-                constant
-                if name is None
-                else parameters[name]
-                if processor is None
-                else processor(parameters[name])
-                for name, constant, processor in self.steps
-            ]
-        )
-
-
-class DriverStatements:
-    """The statements one SQLite engine has run, compiled by SQLAlchemy once each.
-
-    A statement runs on the driver connection underneath the SQLAlchemy `Connection` it is given,
-    in the transaction that connection began; its parameters pass through the same type
-    processors SQLAlchemy applies (a `DateTime` becomes SQLite's text form), and a driver error
-    becomes the SQLAlchemy exception Core would raise. Only plain statements qualify: bound
-    parameters and constants, no expanding `IN`. Held by one engine and dropped with it.
-    """
-
-    __slots__ = ("_compiled",)
-
-    def __init__(self) -> None:
-        self._compiled: dict[Executable, _Compiled] = {}
-
-    def execute(
-        self, connection: Connection, statement: Executable, rows: Parameters | Sequence[Parameters]
-    ) -> None:
-        compiled = self._compile(connection, statement)
-        driver = connection.connection.driver_connection
-        try:
-            if isinstance(rows, Mapping):
-                driver.execute(compiled.sql, compiled.values(rows))  # type: ignore[union-attr]
-            else:
-                batch = [compiled.values(row) for row in rows]
-                driver.executemany(compiled.sql, batch)  # type: ignore[union-attr]
-        except sqlite3.Error as exc:
-            raise _as_sqlalchemy_error(connection, compiled.sql, exc) from None
-
-    def first(
-        self, connection: Connection, statement: Executable, parameters: Parameters
-    ) -> tuple[Any, ...] | None:
-        compiled = self._compile(connection, statement)
-        driver = connection.connection.driver_connection
-        try:
-            cursor = driver.execute(compiled.sql, compiled.values(parameters))  # type: ignore[union-attr]
-            row: tuple[Any, ...] | None = cursor.fetchone()
-            cursor.close()
-        except sqlite3.Error as exc:
-            raise _as_sqlalchemy_error(connection, compiled.sql, exc) from None
-        return row
-
-    def _compile(self, connection: Connection, statement: Executable) -> _Compiled:
-        compiled = self._compiled.get(statement)
-        if compiled is None:
-            compiled = self._compiled[statement] = _compile(connection, statement)
-        return compiled
-
-
-def _compile(connection: Connection, statement: Executable) -> _Compiled:
-    dialect = connection.dialect
-    compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
-    names = tuple(compiled.positiontup or ())
-    steps = tuple(_step(name, compiled.binds[name], dialect) for name in names)
-    return _Compiled(str(compiled), steps, _fetch(steps))
-
-
-def _step(name: str, bind: Any, dialect: Dialect) -> _Step:
-    """How the marker of the bound parameter `bind` is filled."""
-    processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-    if bind.required:
-        return (name, None, processor)
-    return (None, bind.value if processor is None else processor(bind.value), None)
-
-
-def _fetch(steps: tuple[_Step, ...]) -> Callable[[Parameters], tuple[Any, ...]] | None:
-    """The values of `steps` in one C call, if each is a parameter taken as it is."""
-    plain = all(name is not None and processor is None for name, _, processor in steps)
-    if not plain or len(steps) < 2:
-        return None
-    return itemgetter(*(name for name, _, _ in steps))
-
-
-def _as_sqlalchemy_error(connection: Connection, sql: str, exc: sqlite3.Error) -> BaseException:
-    """What SQLAlchemy raises for this driver error (an `IntegrityError`, say), without the
-    statement's parameters."""
-    return DBAPIError.instance(
-        sql, None, exc, sqlite3.Error, hide_parameters=True, dialect=connection.dialect
-    )

@@ -10,7 +10,6 @@ engine understands works too; PostgreSQL (asyncpg) is the tested one.
 
 from __future__ import annotations
 
-import sqlite3
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
@@ -24,18 +23,21 @@ from sqlalchemy.exc import (
     DBAPIError,
     InvalidRequestError,
     NoSuchModuleError,
-    OperationalError,
     SQLAlchemyError,
 )
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from chatscope.adapters.storage.database import (
-    DRIVER_STATEMENTS,
     WRITE_OPTION,
     AsyncDatabase,
     Database,
-    DriverStatements,
     SqliteDatabase,
+    begin_on_driver,
+)
+from chatscope.adapters.storage.driver import (
+    DRIVER_STATEMENTS,
+    DRIVER_TRANSACTIONS,
+    DriverStatements,
 )
 from chatscope.errors import ConfigurationError, redact_secrets
 
@@ -128,15 +130,12 @@ def _configure_sqlite_connection(
 
 
 def _begin_sqlite_transaction(connection: Connection) -> None:
-    writes = connection.get_execution_options().get(WRITE_OPTION, False)
-    statement = "BEGIN IMMEDIATE" if writes else "BEGIN"
+    options = connection.get_execution_options()
+    if options.get(DRIVER_TRANSACTIONS) is not None:
+        return  # a held connection's standing transaction: its units of work begin their own
     # Straight to the driver: through `exec_driver_sql` this costs more than the statement.
     raw = connection.connection.driver_connection
-    try:
-        raw.execute(statement)  # type: ignore[union-attr]
-    except sqlite3.Error as exc:
-        # As SQLAlchemy reports what fails in its own `execute`.
-        raise OperationalError(statement, None, exc) from None
+    begin_on_driver(raw, writes=options.get(WRITE_OPTION, False))  # type: ignore[arg-type]
 
 
 async def database_answers(database: Database) -> bool:

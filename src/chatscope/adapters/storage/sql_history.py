@@ -33,7 +33,8 @@ from chatscope.adapters.storage.codec import (
     encode_message,
     encode_usage,
 )
-from chatscope.adapters.storage.database import Database, execute_rows, first_row
+from chatscope.adapters.storage.database import Database
+from chatscope.adapters.storage.driver import execute_rows, first_row
 from chatscope.adapters.storage.engine import describe_database_error
 from chatscope.adapters.storage.schema import LOCAL_OWNER, messages_table, sessions_table
 from chatscope.adapters.storage.statements import (
