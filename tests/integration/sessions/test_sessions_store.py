@@ -39,7 +39,7 @@ from chatscope.adapters.storage.schema import (
 )
 from chatscope.adapters.storage.sql_history import SqlHistoryStore, StoredMessage
 from chatscope.errors import ConfigurationError, HistoryStoreError, UnknownSessionError
-from chatscope.services.messages import Message, Role, TextBlock, Usage
+from chatscope.services.messages import Message, Role, TextBlock, Usage, estimate_tokens
 from tests.support.databases import (
     DATABASE_BACKENDS,
     database_for,
@@ -496,6 +496,32 @@ async def test_a_held_write_lock_delays_writers_but_never_readers(tmp_path: Path
         await asyncio.wait_for(writing, timeout=10)
         assert (await SessionCatalog(database).get("s2")).message_count == 1
     assert read_seconds < 0.4
+
+
+async def test_the_history_asked_while_a_turn_is_written_includes_that_turn(
+    tmp_path: Path,
+) -> None:
+    """A store's `messages()` and `token_count()` wait for a turn it is writing (here held up
+    by another process's write lock) and answer with that turn; asked between writes they
+    answer at once, from what the store keeps."""
+    async with migrated_database("sqlite", tmp_path) as database:
+        store = SqlHistoryStore(database, session_id="s1")
+        await store.append_turn([Message.user("one")], Usage(input_tokens=7, output_tokens=2))
+        other = sqlite3.connect(str(tmp_path / "data" / "chatscope.db"), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        writing = asyncio.create_task(store.append_turn([Message.user("two"), reply("2")]))
+        await asyncio.sleep(0.05)
+        asked = asyncio.gather(store.messages(), store.token_count())
+        await asyncio.sleep(0.2)
+        assert not writing.done()
+        assert not asked.done()
+        other.execute("COMMIT")
+        other.close()
+        await asyncio.wait_for(writing, timeout=10)
+        messages, tokens = await asyncio.wait_for(asked, timeout=10)
+        assert messages == (Message.user("one"), Message.user("two"), reply("2"))
+        assert tokens == 9 + estimate_tokens(messages[1:])
+        assert await store.messages() == messages
 
 
 # --- killed writers -------------------------------------------------------------------------

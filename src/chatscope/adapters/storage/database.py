@@ -141,10 +141,16 @@ class SqliteDatabase(Database):
         return self._on_loop
 
     async def read(self, work: UnitOfWork[T]) -> T:
-        return await self._run(work, writes=False)
+        try:
+            return self._held.transaction(work, False)
+        except OperationalError as exc:
+            return await self._after_the_lock(exc, work, writes=False)
 
     async def write(self, work: UnitOfWork[T]) -> T:
-        result = await self._run(work, writes=True)
+        try:
+            result = self._held.transaction(work, True)
+        except OperationalError as exc:
+            result = await self._after_the_lock(exc, work, writes=True)
         self._count_commit()
         return result
 
@@ -155,12 +161,13 @@ class SqliteDatabase(Database):
         self._on_loop.dispose()
         self._waiting.dispose()
 
-    async def _run(self, work: UnitOfWork[T], *, writes: bool) -> T:
-        try:
-            return self._held.transaction(work, writes)
-        except OperationalError as exc:
-            if self._waiting is self._on_loop or not _is_busy(exc):
-                raise
+    async def _after_the_lock(
+        self, refused: OperationalError, work: UnitOfWork[T], *, writes: bool
+    ) -> T:
+        """Run `work` again on the worker thread, waiting for the lock, if another process's
+        lock was why it was `refused` on the loop; else raise that refusal."""
+        if self._waiting is self._on_loop or not _is_busy(refused):
+            raise refused
         loop = asyncio.get_running_loop()
         started = loop.run_in_executor(self._thread, _transaction, self._waiting, work, writes)
         return await _to_its_end(started)

@@ -147,13 +147,11 @@ class SqlHistoryStore:
 
     async def messages(self) -> tuple[Message, ...]:
         """Every stored message, oldest first."""
-        async with self._lock:
-            return (await self._loaded()).messages
+        return (await self._settled()).messages
 
     async def token_count(self) -> int:
         """Tokens the history costs: API-reported where known, estimated otherwise."""
-        async with self._lock:
-            return (await self._loaded()).token_count()
+        return (await self._settled()).token_count()
 
     async def append_turn(self, messages: Sequence[Message], usage: Usage | None = None) -> None:
         """Store one completed turn in one transaction; an empty turn stores nothing."""
@@ -172,6 +170,13 @@ class SqlHistoryStore:
         async with self._lock, self._failures("replacing the history of"):
             await _retrying_creation(self._database, partial(self._write_replacement, new))
             self._view, self._row = _View(new), None
+
+    async def _settled(self) -> _View:
+        """What is loaded, once no read or write of this store is under way."""
+        if self._view is not None and not self._lock.locked():
+            return self._view  # nothing to wait for: taking the lock would not suspend
+        async with self._lock:
+            return await self._loaded()
 
     async def _loaded(self) -> _View:
         if self._view is None:
