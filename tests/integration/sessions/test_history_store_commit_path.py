@@ -217,3 +217,20 @@ async def test_a_colliding_create_is_retried_a_bounded_number_of_times(
             assert calls == limit
     finally:
         await database.dispose()
+
+
+async def test_a_session_deleted_while_open_is_saved_again_from_its_next_turn(
+    database: Database,
+) -> None:
+    """Deleted by someone else while a store has it open, the session is created again by the
+    store's next turn: that turn is its first, stored from position 0."""
+    session_id, catalog = new_id(), SessionCatalog(database)
+    store = SqlHistoryStore(database, session_id=session_id)
+    await store.append_turn([user("one"), reply("1")])
+    await catalog.delete(session_id)
+    await store.append_turn([user("two"), reply("2")])
+    summary = await catalog.get(session_id)
+    assert (summary.turn_count, summary.message_count, summary.title) == (1, 2, "two")
+    assert await _rows(database, session_id) == [(1, "user"), (1, "assistant")]
+    transcript = await catalog.transcript(session_id)
+    assert [item.message for item in transcript] == [user("two"), reply("2")]
