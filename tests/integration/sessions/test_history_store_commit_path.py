@@ -110,6 +110,18 @@ async def test_a_later_writer_relabels_the_session(database: Database) -> None:
     assert (summary.provider, summary.model) == ("anthropic", "m-2")
 
 
+async def test_a_rewrite_records_the_label_of_the_store_that_made_it(database: Database) -> None:
+    """A history replaced (compressed, say) by a store of another provider and model shows
+    that provider and model, as a turn it appended would."""
+    session_id = new_id()
+    first = SqlHistoryStore(database, session_id=session_id, provider="openai", model="m-1")
+    await first.append_turn([user("q1"), reply("a1")])
+    second = SqlHistoryStore(database, session_id=session_id, provider="anthropic", model="m-2")
+    await second.replace([user("summary"), reply("noted")])
+    summary = await SessionCatalog(database).get(session_id)
+    assert (summary.provider, summary.model) == ("anthropic", "m-2")
+
+
 @pytest.mark.parametrize(("provider", "model"), [("openai", None), (None, "gpt-4o"), (None, None)])
 async def test_a_half_label_is_not_recorded(
     database: Database, provider: str | None, model: str | None

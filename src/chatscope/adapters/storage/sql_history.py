@@ -227,12 +227,12 @@ class SqlHistoryStore:
 
     def _write_replacement(self, new: tuple[Message, ...], connection: Connection) -> None:
         now, turns = utc_now(), _turn_numbers(new)
-        counts = self._bump(connection, updated_at=now, message_count=len(new))
-        if counts is None and not new:
+        turn_count = self._bump(connection, updated_at=now, message_count=len(new))
+        if turn_count is None and not new:
             return
-        if counts is None:
+        if turn_count is None:
             self._create(connection, now, new, turn_count=max(turns))
-        elif max(turns, default=0) > counts[1]:
+        elif max(turns, default=0) > turn_count:
             self._bump(connection, turn_count=max(turns))
         where = messages_table.c.session_id == self.session_id
         connection.execute(delete(messages_table).where(where))
@@ -241,16 +241,16 @@ class SqlHistoryStore:
         if rows:
             connection.execute(insert(messages_table), rows)
 
-    def _bump(self, connection: Connection, **values: Any) -> tuple[int, int] | None:
-        """Update the session row, locking it: its new (messages, turns) counts; None if new."""
+    def _bump(self, connection: Connection, **values: Any) -> int | None:
+        """Update the session row, locking it: its turn count; None if there is no such row."""
         statement = (
             update(sessions_table)
             .where(owned(self.session_id, self._owner))
             .values(**values, **self._label)
-            .returning(sessions_table.c.message_count, sessions_table.c.turn_count)
+            .returning(sessions_table.c.turn_count)
         )
         row = connection.execute(statement).first()
-        return None if row is None else (int(row[0]), int(row[1]))
+        return None if row is None else int(row[0])
 
     def _create(
         self,
