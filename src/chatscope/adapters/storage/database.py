@@ -262,9 +262,9 @@ class _HeldConnections:
             self._thread = threading.get_ident()
         elif self._thread != threading.get_ident():
             return _transaction(self._engine, work, writes)
-        held = self._connections.get(writes) or self._hold(writes)
         if _observed(self._engine):
             return _transaction(self._engine, work, writes)
+        held = self._connections.get(writes) or self._hold(writes)
         begin_on_driver(held.driver, writes)
         try:
             result = work(held.connection)
