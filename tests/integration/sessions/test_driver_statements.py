@@ -253,6 +253,30 @@ async def test_an_error_listener_or_no_transaction_keeps_statements_on_core(
     assert [message.text for message in await reloaded.messages()] == ["kept"]
 
 
+async def test_a_listener_on_one_connection_keeps_its_statements_on_core(
+    database: Database,
+) -> None:
+    """A cursor listener attached to one connection (not its engine) sees that connection's
+    statements: they run through Core, while the engine's other statements keep the driver."""
+    store = new_session(database)
+    await store.append_turn([user("first")])
+    seen: list[str] = []
+
+    def record(*args: object) -> None:
+        seen.append(str(args[2]))
+
+    parameters = bump_parameters(store.session_id)
+    with driver_calls() as calls, database.sync_engine.connect() as connection:
+        event.listen(connection, "before_cursor_execute", record)
+        with connection.begin():
+            assert first_row(connection, BUMP_TURN, parameters) == (2, 2)
+    assert calls == []
+    assert [" ".join(sql.split()[:3]) for sql in seen] == ["UPDATE sessions SET"]
+    with driver_calls() as calls:
+        await store.append_turn([user("third")])
+    assert [name for name, _, _ in calls] == ["first", "execute"]
+
+
 @settings(max_examples=15, deadline=None)
 @given(
     secret=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=12).map("sk-".__add__)

@@ -75,17 +75,18 @@ def _driver_statements(connection: Connection) -> tuple[DriverStatements, Any] |
     held = options.get(DRIVER_TRANSACTIONS)
     if held is not None:
         return statements, held
-    if not connection.in_transaction() or statements_observed(connection.engine):
+    if not connection.in_transaction() or statements_observed(connection):
         return None
     return statements, connection.connection.driver_connection
 
 
-def statements_observed(engine: Engine) -> bool:
-    """Whether anyone listens for the engine's statements or errors."""
-    dispatch = engine.dispatch
+def statements_observed(target: Engine | Connection) -> bool:
+    """Whether anyone listens for the statements or errors of an engine, or of a connection
+    (its own listeners and its engine's)."""
+    dispatch = target.dispatch
     if dispatch.before_cursor_execute or dispatch.after_cursor_execute:
         return True
-    return bool(engine.dialect.dispatch.handle_error)
+    return bool(target.dialect.dispatch.handle_error)
 
 
 _Processor = Callable[[Any], Any]
@@ -143,10 +144,10 @@ class DriverStatements:
         """Run `statement` on `driver` (underneath `connection`), once or once per row."""
         compiled = self._compile(connection, statement)
         try:
-            if isinstance(rows, list | tuple):
-                driver.executemany(compiled.sql, [compiled.values(row) for row in rows])
+            if type(rows) is dict or isinstance(rows, Mapping):
+                driver.execute(compiled.sql, compiled.values(rows))
             else:
-                driver.execute(compiled.sql, compiled.values(rows))  # type: ignore[arg-type]
+                driver.executemany(compiled.sql, [compiled.values(row) for row in rows])
         except sqlite3.Error as exc:
             raise as_sqlalchemy_error(connection, compiled.sql, exc) from None
 
