@@ -7,7 +7,9 @@ clients over keep-alive connections; only the client process's CPU time is measu
 median CPU microseconds per turn of each and their ratio (target: chatscope <= 1.25x raw), for
 `ChatSession.send` (the turn's result), for `ChatSession.stream` read event by event, and for
 `send` on a saved session (each turn a new session in SQLite, committed before `send` returns;
-and in PostgreSQL with `--database-url`). Tracing is off as it is without configuration (the
+and in PostgreSQL with `--database-url`). Beside the saved turn it measures its floor: raw httpx
+whose turn then writes the same rows with bare `sqlite3` calls, what SQLite itself costs a turn
+(see `SqliteFloor`). Tracing is off as it is without configuration (the
 global tracer provider is OpenTelemetry's proxy to nothing); `--tracing memory` records every
 span with the SDK into an in-memory exporter instead (a dev dependency, or the `otel` extra).
 """
@@ -16,26 +18,44 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 from dependency_injector import providers
 
+from chatscope.adapters.storage.codec import encode_message, encode_usage
+from chatscope.adapters.storage.engine import _ON_LOOP_PRAGMAS, _SQLITE_PRAGMAS, open_database
+from chatscope.adapters.storage.schema import prepare_database
 from chatscope.config.settings import ExplicitSettings
 from chatscope.containers import ApplicationContainer
 from chatscope.services.chat.session import ChatSession
 from chatscope.services.events import TextDelta
+from chatscope.services.messages import Message, Role, TextBlock, Usage
 from chatscope.services.runtime.scopes import ScopeRequest
 
 PROMPT = "Say twenty tokens."
+CHECKPOINT_EVERY = 512
+"""Commits between two passive checkpoints on a worker thread, as `SqliteDatabase` does."""
+_INSERT_SESSION = (
+    "INSERT INTO sessions (id, created_at, updated_at, provider, model, title, message_count, "
+    "turn_count, owner, system_prompt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (session_id, position, turn, role, payload, usage) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
 
 
 async def raw_turn(client: httpx.AsyncClient, url: str) -> str:
@@ -67,6 +87,67 @@ async def raw_completion(
                 if content:
                     pieces.append(content)
     return "".join(pieces)
+
+
+class SqliteFloor:
+    """A saved turn's rows written by hand: what SQLite itself costs each turn.
+
+    chatscope's schema (made by its migrations) and its on-loop connection's pragmas; per turn
+    one `BEGIN IMMEDIATE` ... `COMMIT` inserting a new session and its two messages, as
+    chatscope's store does; a passive checkpoint on a worker thread every `CHECKPOINT_EVERY`
+    commits. The messages and usage are encoded once, beforehand: encoding is chatscope's work.
+    """
+
+    def __init__(self, path: Path, answer: str) -> None:
+        self._path = path
+        self._connection = self._connect(_SQLITE_PRAGMAS + _ON_LOOP_PRAGMAS)
+        self._checkpointer = self._connect(_SQLITE_PRAGMAS)
+        self._thread = ThreadPoolExecutor(1)
+        self._checkpoint: Future[Any] | None = None
+        self._commits = 0
+        reply = Message(Role.ASSISTANT, (TextBlock(answer),))
+        self._payloads = (encode_message(Message.user(PROMPT)), encode_message(reply))
+        self._usage = encode_usage(Usage(input_tokens=12, output_tokens=20))
+
+    @classmethod
+    async def create(cls, directory: Path, answer: str) -> SqliteFloor:
+        """A floor on a new database in `directory`, migrated by chatscope."""
+        database = open_database(data_dir=directory, database_url=None)
+        await prepare_database(database)
+        await database.dispose()
+        return cls(Path(str(database.url.database)), answer)
+
+    def save(self) -> None:
+        """Write one turn: a new session and its prompt and answer, committed."""
+        session_id, now = uuid.uuid4().hex, str(dt.datetime.now(dt.UTC).replace(tzinfo=None))
+        prompt, answer = self._payloads
+        self._connection.execute("BEGIN IMMEDIATE")
+        session = (session_id, now, now, "openai", "bench-model", PROMPT, 2, 1, "local", None)
+        self._connection.execute(_INSERT_SESSION, session)
+        messages = [
+            (session_id, 0, 1, "user", prompt, None),
+            (session_id, 1, 1, "assistant", answer, self._usage),
+        ]
+        self._connection.executemany(_INSERT_MESSAGE, messages)
+        self._connection.execute("COMMIT")
+        self._commits += 1
+        if self._commits >= CHECKPOINT_EVERY and (
+            self._checkpoint is None or self._checkpoint.done()
+        ):
+            self._commits = 0
+            sql = "PRAGMA wal_checkpoint(PASSIVE)"
+            self._checkpoint = self._thread.submit(self._checkpointer.execute, sql)
+
+    def close(self) -> None:
+        self._thread.shutdown()
+        self._connection.close()
+        self._checkpointer.close()
+
+    def _connect(self, pragmas: tuple[str, ...]) -> sqlite3.Connection:
+        connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        for pragma in pragmas:
+            connection.execute(pragma)
+        return connection
 
 
 def fresh_chats(app: ApplicationContainer, count: int) -> list[ChatSession]:
@@ -174,12 +255,19 @@ async def measure(
             await app.init_resources()  # type: ignore[misc]
         count = 51 + turns * rounds
         async with httpx.AsyncClient() as http:
+            floor = await SqliteFloor.create(Path(root) / "floor", await raw_turn(http, url))
 
             async def raw() -> str:
                 return await raw_turn(http, url)
 
+            async def raw_saved() -> str:
+                answer = await raw_turn(http, url)
+                floor.save()
+                return answer
+
             clients = {
                 "raw": raw,
+                "sqlite floor": raw_saved,
                 "send": chatscope_turns(apps["memory"], count),
                 "stream": chatscope_streamed_turns(apps["memory"], count),
             }
@@ -196,6 +284,7 @@ async def measure(
                 for name, client in clients.items():
                     samples[name].append(await cpu_us_per_turn(client, turns))
                 drain()  # spans kept in memory are not what is measured
+            floor.close()
         for app in apps.values():
             await app.shutdown_resources()  # type: ignore[misc]
     results = {name: statistics.median(values) for name, values in samples.items()}
@@ -236,10 +325,11 @@ def main() -> None:
         server.wait()
     print(f"tracing: {args.tracing}")
     print(f"raw httpx + hand-written SSE  {results['raw']:8.1f} us CPU per turn (median)")
-    for name in ("send", "stream", "saved sqlite", "saved postgresql"):
+    for name in ("send", "stream", "sqlite floor", "saved sqlite", "saved postgresql"):
         if name in results:
+            who = "raw httpx + bare sqlite3" if name == "sqlite floor" else f"chatscope {name}"
             print(
-                f"chatscope {name:19s} {results[name]:8.1f} us CPU per turn (median), "
+                f"{who:29s} {results[name]:8.1f} us CPU per turn (median), "
                 f"{results[f'{name}_ratio']:.2f}x raw (median of paired rounds)"
             )
     print("targets: send and stream <= 1.25x raw, saved <= 1.5x raw")
