@@ -36,7 +36,8 @@ import httpx
 from dependency_injector import providers
 
 from chatscope.adapters.storage.codec import encode_message, encode_usage
-from chatscope.adapters.storage.engine import _ON_LOOP_PRAGMAS, _SQLITE_PRAGMAS, open_database
+from chatscope.adapters.storage.database import CHECKPOINT_EVERY
+from chatscope.adapters.storage.engine import ON_LOOP_PRAGMAS, SQLITE_PRAGMAS, open_database
 from chatscope.adapters.storage.schema import prepare_database
 from chatscope.config.settings import ExplicitSettings
 from chatscope.containers import ApplicationContainer
@@ -46,8 +47,6 @@ from chatscope.services.messages import Message, Role, TextBlock, Usage
 from chatscope.services.runtime.scopes import ScopeRequest
 
 PROMPT = "Say twenty tokens."
-CHECKPOINT_EVERY = 512
-"""Commits between two passive checkpoints on a worker thread, as `SqliteDatabase` does."""
 _INSERT_SESSION = (
     "INSERT INTO sessions (id, created_at, updated_at, provider, model, title, message_count, "
     "turn_count, owner, system_prompt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -100,8 +99,8 @@ class SqliteFloor:
 
     def __init__(self, path: Path, answer: str) -> None:
         self._path = path
-        self._connection = self._connect(_SQLITE_PRAGMAS + _ON_LOOP_PRAGMAS)
-        self._checkpointer = self._connect(_SQLITE_PRAGMAS)
+        self._connection = self._connect(SQLITE_PRAGMAS + ON_LOOP_PRAGMAS)
+        self._checkpointer = self._connect(SQLITE_PRAGMAS)
         self._thread = ThreadPoolExecutor(1)
         self._checkpoint: Future[Any] | None = None
         self._commits = 0

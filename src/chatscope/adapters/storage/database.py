@@ -45,6 +45,7 @@ from chatscope.adapters.storage.driver import (
 )
 
 __all__ = [
+    "CHECKPOINT_EVERY",
     "AsyncDatabase",
     "Database",
     "SqliteDatabase",
@@ -58,6 +59,8 @@ UnitOfWork = Callable[[Connection], T]
 
 # SQLITE_BUSY and SQLITE_LOCKED: the primary result codes of "someone else holds a lock".
 _SQLITE_BUSY_CODES = frozenset({5, 6})
+CHECKPOINT_EVERY = 512
+"""Commits made on the event loop between two checkpoints of a `SqliteDatabase`'s WAL."""
 WRITE_OPTION = "chatscope_write"
 """The execution option that makes SQLite's `BEGIN` an immediate one (see `engine.py`)."""
 
@@ -122,7 +125,9 @@ class SqliteDatabase(Database):
         "_waiting",
     )
 
-    def __init__(self, *, on_loop: Engine, waiting: Engine, checkpoint_every: int = 512) -> None:
+    def __init__(
+        self, *, on_loop: Engine, waiting: Engine, checkpoint_every: int = CHECKPOINT_EVERY
+    ) -> None:
         self._on_loop = on_loop
         self._waiting = waiting
         # The thread starts on first use, and ends with `dispose`.

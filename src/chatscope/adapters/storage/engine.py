@@ -42,7 +42,9 @@ from chatscope.adapters.storage.driver import (
 from chatscope.errors import ConfigurationError, redact_secrets
 
 __all__ = [
+    "ON_LOOP_PRAGMAS",
     "SQLITE_FILE_NAME",
+    "SQLITE_PRAGMAS",
     "database_answers",
     "describe_database_error",
     "ensure_database_directory",
@@ -54,7 +56,7 @@ SQLITE_FILE_NAME = "chatscope.db"
 
 _BUSY_TIMEOUT_MS = 30_000
 # Order matters: the busy timeout first, so switching to WAL waits for other processes.
-_SQLITE_PRAGMAS = (
+SQLITE_PRAGMAS = (
     f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}",
     "PRAGMA journal_mode = WAL",
     # In WAL mode NORMAL survives any process crash; only a power loss may drop the last
@@ -72,8 +74,8 @@ _DRIVERS = MappingProxyType(
     }
 )
 # Connections used on the event loop never wait for a lock and never checkpoint (see
-# `SqliteDatabase`); applied after `_SQLITE_PRAGMAS`.
-_ON_LOOP_PRAGMAS = ("PRAGMA busy_timeout = 0", "PRAGMA wal_autocheckpoint = 0")
+# `SqliteDatabase`); applied after `SQLITE_PRAGMAS`.
+ON_LOOP_PRAGMAS = ("PRAGMA busy_timeout = 0", "PRAGMA wal_autocheckpoint = 0")
 _SETTING = "database_url (env CHATSCOPE_DATABASE_URL)"
 
 
@@ -104,10 +106,10 @@ def open_database(*, data_dir: Path, database_url: SecretStr | None) -> Database
 
 
 def _sqlite_database(url: URL) -> SqliteDatabase:
-    on_loop = _sqlite_engine(url, (*_SQLITE_PRAGMAS, *_ON_LOOP_PRAGMAS))
+    on_loop = _sqlite_engine(url, (*SQLITE_PRAGMAS, *ON_LOOP_PRAGMAS))
     if url.database in (None, "", ":memory:"):
         return SqliteDatabase(on_loop=on_loop, waiting=on_loop)
-    return SqliteDatabase(on_loop=on_loop, waiting=_sqlite_engine(url, _SQLITE_PRAGMAS))
+    return SqliteDatabase(on_loop=on_loop, waiting=_sqlite_engine(url, SQLITE_PRAGMAS))
 
 
 def _sqlite_engine(url: URL, pragmas: tuple[str, ...]) -> Engine:
