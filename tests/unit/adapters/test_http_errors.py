@@ -773,8 +773,7 @@ def _printed_exceptions(error: BaseException) -> str:
     lines: list[str] = []
     while shown is not None:
         lines += shown.format_exception_only()
-        chained = shown.__cause__ or (None if shown.__suppress_context__ else shown.__context__)
-        shown = chained
+        shown = shown.__cause__ or (None if shown.__suppress_context__ else shown.__context__)
     return "".join(lines)
 
 
