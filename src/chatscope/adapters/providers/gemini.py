@@ -21,6 +21,7 @@ from chatscope.adapters.providers._http import (
     endpoint,
     error_from_response,
     is_event_stream,
+    parse_json,
     streamed_response,
 )
 from chatscope.adapters.providers._output_limits import GEMINI_OUTPUT_LIMITS, capped_output_tokens
@@ -269,7 +270,7 @@ class _StreamState:
 def _process_chunk(state: _StreamState, data: str | bytes) -> Iterable[ProviderEvent]:
     """One SSE payload, or a whole body: one chunk, or a JSON array of them without `alt=sse`."""
     try:
-        payload = json.loads(data)
+        payload = parse_json(data)
         if isinstance(payload, list):
             return [event for chunk in payload for event in _chunk_events(state, chunk)]
         return _chunk_events(state, payload)

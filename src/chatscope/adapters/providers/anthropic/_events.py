@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from chatscope.adapters.providers._http import parse_json
 from chatscope.errors import (
     AuthenticationFailedError,
     ErrorCategory,
@@ -112,7 +113,7 @@ class StreamState:
 
 def process_event(state: StreamState, data: str) -> tuple[ProviderEvent, ...]:
     try:
-        payload = json.loads(data)
+        payload = parse_json(data)
         kind = payload["type"]
         if kind == "content_block_delta" and payload["delta"]["type"] == "text_delta":
             return (TextDelta(payload["delta"]["text"]),)  # the hot path, kept to one call
@@ -224,7 +225,7 @@ def process_response(
 ) -> list[ProviderEvent]:
     """A whole (non-streamed) message, mapped to the events a stream of it would give."""
     try:
-        payload = json.loads(body)
+        payload = parse_json(body)
         if payload.get("type") == "error":
             raise _stream_error(payload.get("error") or {}, provider)
         events = [
