@@ -46,9 +46,10 @@ class SSEProvider:
             self._client.stream("POST", url, json={"model": invocation.model}) as resp,
         ):
             await raise_for_status(resp, self.name)
-            async with sse_stream(resp) as events:
-                async for event in events:
-                    yield TextDelta(event.data)
+            async with sse_stream(resp) as batches:
+                async for batch in batches:
+                    for _, data in batch:
+                        yield TextDelta(data)
         yield FinishEvent(FinishReason.STOP)
 
 

@@ -5,26 +5,21 @@ Lines end only at `\\n`, `\\r\\n` or `\\r` (Gemini separates events with `\\r\\n
 JSON, sent unescaped by several servers) would cut a `data:` line in two. Multi-line `data:`,
 comments and a last event the server did not close with a blank line are handled too.
 
-The parser is plain code fed text chunks; the only generator is the one yielding events, so a
-streamed reply costs one generator step per event rather than one per line.
+The parser is plain code fed text chunks, and `sse_stream` hands over the events a chunk of the
+body completes as one list: a streamed reply costs a generator step per network read, rather than
+one per event (or per line). An event is a plain pair, `(name, data)`, as one is made per token.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
 
 import httpx
 
-__all__ = ["SSEEvent", "SSEParser", "iter_sse_events", "sse_stream"]
+__all__ = ["SSEEvent", "SSEParser", "iter_sse_batches", "sse_stream"]
 
-
-@dataclass(frozen=True, slots=True)
-class SSEEvent:
-    """One dispatched event: its `event:` name (default "message") and joined `data:` lines."""
-
-    event: str
-    data: str
+SSEEvent = tuple[str, str]
+"""One dispatched event: its `event:` name (default "message") and its joined `data:` lines."""
 
 
 class SSEParser:
@@ -71,7 +66,7 @@ class SSEParser:
         for line in lines:
             if not line:  # a blank line dispatches the event, if it has data
                 if data:
-                    events.append(SSEEvent(self._event or "message", "\n".join(data)))
+                    events.append((self._event or "message", "\n".join(data)))
                     data = []
                 self._event = ""
                 continue
@@ -86,26 +81,30 @@ class SSEParser:
         return events
 
 
-async def iter_sse_events(chunks: AsyncIterator[str]) -> AsyncGenerator[SSEEvent, None]:
-    """The events of a body arriving as text chunks."""
+async def iter_sse_batches(chunks: AsyncIterator[str]) -> AsyncGenerator[list[SSEEvent], None]:
+    """The events of a body arriving as text chunks: a list for each chunk that completed any,
+    then one for the last event, if the body's end completed it. No list is empty."""
     parser = SSEParser()
     async for chunk in chunks:
-        for event in parser.feed(chunk):
-            yield event
-    for event in parser.close():
-        yield event
+        events = parser.feed(chunk)
+        if events:
+            yield events
+    last = parser.close()
+    if last:
+        yield last
 
 
 class sse_stream:  # noqa: N801 - used like the function-style context manager it replaced
-    """The events of a streamed response body, closed on exit even when parsing stops early."""
+    """The events of a streamed response body, in lists as `iter_sse_batches` gives them; closed
+    on exit even when parsing stops early."""
 
-    __slots__ = ("_events",)
+    __slots__ = ("_batches",)
 
     def __init__(self, response: httpx.Response) -> None:
-        self._events = iter_sse_events(response.aiter_text())
+        self._batches = iter_sse_batches(response.aiter_text())
 
-    async def __aenter__(self) -> AsyncGenerator[SSEEvent, None]:
-        return self._events
+    async def __aenter__(self) -> AsyncGenerator[list[SSEEvent], None]:
+        return self._batches
 
     async def __aexit__(self, *_: object) -> None:
-        await self._events.aclose()
+        await self._batches.aclose()

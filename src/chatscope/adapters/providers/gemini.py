@@ -103,10 +103,11 @@ class GeminiProvider(HttpProvider):
         ) as response:
             state = _StreamState(self._name)
             if is_event_stream(response):
-                async with sse_stream(response) as events:
-                    async for sse in events:
-                        for event in _process_chunk(state, sse.data):
-                            yield event
+                async with sse_stream(response) as batches:
+                    async for batch in batches:
+                        for _, data in batch:
+                            for event in _process_chunk(state, data):
+                                yield event
             else:
                 for event in _process_chunk(state, await response.aread()):
                     yield event

@@ -91,10 +91,11 @@ class AnthropicProvider(HttpProvider):
                     yield event
                 return
             state = StreamState(self._name, output_tool=output_tool)
-            async with sse_stream(response) as events:
-                async for sse in events:
-                    for event in process_event(state, sse.data):
-                        yield event
+            async with sse_stream(response) as batches:
+                async for batch in batches:
+                    for _, data in batch:
+                        for event in process_event(state, data):
+                            yield event
             if not state.finished:
                 raise StreamProtocolError("stream ended before message_stop", provider=self._name)
 

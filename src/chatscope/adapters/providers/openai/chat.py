@@ -30,7 +30,7 @@ from chatscope.adapters.providers._http import (
     read_json,
     streamed_response,
 )
-from chatscope.adapters.providers._sse import sse_stream
+from chatscope.adapters.providers._sse import SSEEvent, sse_stream
 from chatscope.adapters.providers._wire_history import SentHistory, WireItems
 from chatscope.adapters.providers.openai._common import (
     PendingCall,
@@ -108,15 +108,12 @@ class OpenAIChatProvider(HttpProvider):
         ) as response:
             if is_event_stream(response):
                 turn = _ChatTurn(self._name)
-                async with sse_stream(response) as sse_events:
+                async with sse_stream(response) as batches:
                     # Read on past `[DONE]` to the end of the body rather than break, so
                     # httpx's iterators finish instead of waiting for the finalizer.
-                    async for sse in sse_events:
-                        if sse.data == "[DONE]":
-                            turn.done = True
-                        elif not turn.done:
-                            for event in turn.process_chunk(load_json(sse.data, self._name)):
-                                yield event
+                    async for batch in batches:
+                        for event in turn.process_events(batch):
+                            yield event
                 events = turn.finish()
             else:
                 events = _process_response(await read_json(response, self._name), self._name)
@@ -270,6 +267,17 @@ class _ChatTurn:
         self.finish_raw: str | None = None
         self.made_calls = False
         self.done = False
+
+    def process_events(self, batch: list[SSEEvent]) -> list[ProviderEvent]:
+        """The events of the SSE events a read of the body completed. `[DONE]` ends the answer:
+        anything after it is read (so the body ends) but ignored."""
+        events: list[ProviderEvent] = []
+        for _, data in batch:
+            if data == "[DONE]":
+                self.done = True
+            elif not self.done:
+                events += self.process_chunk(load_json(data, self.provider))
+        return events
 
     def process_chunk(self, chunk: Any) -> list[ProviderEvent]:
         """The events of one `chat.completion.chunk`."""

@@ -83,13 +83,14 @@ class OpenAIResponsesProvider(HttpProvider):
         ) as response:
             if is_event_stream(response):
                 turn = ResponsesTurn(self._name)
-                async with sse_stream(response) as sse_events:
+                async with sse_stream(response) as batches:
                     # Read to the end of the body rather than break after the final event, so
                     # httpx's iterators finish instead of waiting for the finalizer.
-                    async for sse in sse_events:
-                        if not turn.finished and sse.data != "[DONE]":
-                            for event in turn.process_event(load_json(sse.data, self._name)):
-                                yield event
+                    async for batch in batches:
+                        for _, data in batch:
+                            if not turn.finished and data != "[DONE]":
+                                for event in turn.process_event(load_json(data, self._name)):
+                                    yield event
                 turn.check_finished()
             else:
                 payload = await read_json(response, self._name)
