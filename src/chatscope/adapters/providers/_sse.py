@@ -64,6 +64,9 @@ class SSEParser:
         events: list[SSEEvent] = []
         data = self._data
         for line in lines:
+            if line.startswith("data: "):  # the usual line, so tested first
+                data.append(line[6:])
+                continue
             if not line:  # a blank line dispatches the event, if it has data
                 if data:
                     events.append((self._event or "message", "\n".join(data)))
