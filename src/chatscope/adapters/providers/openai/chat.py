@@ -276,12 +276,12 @@ class _ChatTurn:
             if data == "[DONE]":
                 self.done = True
             elif not self.done:
-                events += self.process_chunk(load_json(data, self.provider))
+                self._process_chunk(load_json(data, self.provider), events)
         return events
 
-    def process_chunk(self, chunk: Any) -> list[ProviderEvent]:
-        """The events of one `chat.completion.chunk`."""
-        if not isinstance(chunk, dict):
+    def _process_chunk(self, chunk: Any, events: list[ProviderEvent]) -> None:
+        """Add the events of one `chat.completion.chunk` to `events`."""
+        if type(chunk) is not dict:
             raise StreamProtocolError("stream chunk is not a JSON object", provider=self.provider)
         if chunk.get("error") is not None:
             raise error_from_payload(self.provider, chunk["error"])
@@ -289,11 +289,9 @@ class _ChatTurn:
         if usage:
             # Kept, not emitted: some compatible servers repeat a running total on every chunk.
             self.usage = _usage(usage)
-        events: list[ProviderEvent] = []
         for choice in chunk.get("choices") or ():
             if choice.get("index", 0) == 0:
                 self._process_choice(choice, events)
-        return events
 
     def finish(self) -> list[ProviderEvent]:
         """The closing events once the body has ended."""
