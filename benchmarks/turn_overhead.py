@@ -29,6 +29,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -234,6 +235,21 @@ def in_memory_tracer_provider() -> tuple[Any, Callable[[], int]]:
     return provider, drain
 
 
+async def paired_rounds(
+    clients: dict[str, Callable[[], Awaitable[str]]],
+    turns: int,
+    rounds: int,
+    drain: Callable[[], int],
+) -> dict[str, list[float]]:
+    """Each client's CPU per turn in each of `rounds` rounds of `turns` turns, in turn."""
+    samples: dict[str, list[float]] = {name: [] for name in clients}
+    for _ in range(rounds):
+        for name, client in clients.items():
+            samples[name].append(await cpu_us_per_turn(client, turns))
+        drain()  # spans kept in memory are not what is measured
+    return samples
+
+
 async def measure(
     url: str, turns: int, rounds: int, database_url: str | None = None, tracing: str = "off"
 ) -> dict[str, float]:
@@ -255,35 +271,31 @@ async def measure(
         count = 51 + turns * rounds
         async with httpx.AsyncClient() as http:
             floor = await SqliteFloor.create(Path(root) / "floor", await raw_turn(http, url))
+            with closing(floor):
 
-            async def raw() -> str:
-                return await raw_turn(http, url)
+                async def raw() -> str:
+                    return await raw_turn(http, url)
 
-            async def raw_saved() -> str:
-                answer = await raw_turn(http, url)
-                floor.save()
-                return answer
+                async def raw_saved() -> str:
+                    answer = await raw_turn(http, url)
+                    floor.save()
+                    return answer
 
-            clients = {
-                "raw": raw,
-                "sqlite floor": raw_saved,
-                "send": chatscope_turns(apps["memory"], count),
-                "stream": chatscope_streamed_turns(apps["memory"], count),
-            }
-            for name, app in apps.items():
-                if name != "memory":
-                    clients[f"saved {name}"] = chatscope_turns(app, count)
-            answers = {name: await client() for name, client in clients.items()}
-            assert len(set(answers.values())) == 1, answers
-            samples: dict[str, list[float]] = {name: [] for name in clients}
-            for client in clients.values():
-                await cpu_us_per_turn(client, 50)
-            assert tracing == "off" or drain() > 0, "no span was recorded"
-            for _ in range(rounds):
-                for name, client in clients.items():
-                    samples[name].append(await cpu_us_per_turn(client, turns))
-                drain()  # spans kept in memory are not what is measured
-            floor.close()
+                clients = {
+                    "raw": raw,
+                    "sqlite floor": raw_saved,
+                    "send": chatscope_turns(apps["memory"], count),
+                    "stream": chatscope_streamed_turns(apps["memory"], count),
+                }
+                for name, app in apps.items():
+                    if name != "memory":
+                        clients[f"saved {name}"] = chatscope_turns(app, count)
+                answers = {name: await client() for name, client in clients.items()}
+                assert len(set(answers.values())) == 1, answers
+                for client in clients.values():
+                    await cpu_us_per_turn(client, 50)
+                assert tracing == "off" or drain() > 0, "no span was recorded"
+                samples = await paired_rounds(clients, turns, rounds, drain)
         for app in apps.values():
             await app.shutdown_resources()  # type: ignore[misc]
     results = {name: statistics.median(values) for name, values in samples.items()}
