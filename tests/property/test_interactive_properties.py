@@ -11,7 +11,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from chatscope.cli.interactive.conversation import ChatOptions, Compressed, Conversation
@@ -359,6 +359,8 @@ _JSON = st.recursive(
 
 
 @given(st.one_of(_JSON, st.fixed_dictionaries({"usage": _JSON, "terminate_reason": _JSON})))
+@example({"usage": None, "terminate_reason": "\n"})
+@example({"subagent_name": "a\nb", "model_calls": [1, 2], "usage": {"input_tokens": "x\ny"}})
 def test_a_subagent_result_of_any_shape_shows_as_one_line(document: object) -> None:
     screen = io.StringIO()
     console = make_console(screen, no_color=True, terminal=False, width=80)
@@ -366,6 +368,17 @@ def test_a_subagent_result_of_any_shape_shows_as_one_line(document: object) -> N
     with TurnView(console) as view:
         view.show(ToolResultEvent(result))
     assert screen.getvalue().startswith("■ subagent")
+    assert screen.getvalue().count("\n") == 1
+
+
+@given(st.text(max_size=40), st.text(max_size=200))
+def test_a_subagent_call_of_any_name_and_goal_shows_as_one_line(name: str, goal: str) -> None:
+    screen = io.StringIO()
+    console = make_console(screen, no_color=True, terminal=False, width=120)
+    arguments = {"subagent_name": name, "goal_prompt": goal}
+    with TurnView(console) as view:
+        view.show(ToolCallEvent(ToolCallBlock.create(id="c", name="task", arguments=arguments)))
+    assert screen.getvalue().startswith("▶ subagent")
     assert screen.getvalue().count("\n") == 1
 
 

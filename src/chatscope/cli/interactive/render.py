@@ -41,6 +41,8 @@ __all__ = ["TurnView", "footer_line", "make_console", "preload", "shortened", "s
 CODE_THEME = "monokai"
 TASK_TOOL = "task"
 _LINE_LIMIT = 100
+# A subagent's name or end reason, as shown on its one line.
+_NAME_LIMIT = 32
 
 
 def make_console(
@@ -242,7 +244,7 @@ class TurnView:
 
 def _call_line(call: ToolCallBlock) -> Text:
     if call.name == TASK_TOOL:
-        name = str(call.arguments.get("subagent_name", "?"))
+        name = shortened(str(call.arguments.get("subagent_name", "?")), _NAME_LIMIT)
         goal = shortened(str(call.arguments.get("goal_prompt", "")), 70)
         return Text.assemble(("▶ subagent ", "magenta"), (name, "bold magenta"), f" {goal}")
     arguments = redact_secrets(call.arguments_json())
@@ -270,17 +272,24 @@ def _subagent_end(document: str) -> Text:
     if not isinstance(parsed, dict):
         return Text.assemble(("■ subagent", "magenta"), " ended")
     usage: dict[str, Any] = parsed["usage"] if isinstance(parsed.get("usage"), dict) else {}
-    reason = str(parsed.get("terminate_reason", "?"))
+    # Each value on one line, however the document is shaped: the result is one line.
+    reason = shortened(str(parsed.get("terminate_reason", "?")), _NAME_LIMIT)
     return Text.assemble(
         ("■ subagent ", "magenta"),
-        (str(parsed.get("subagent_name", "?")), "bold magenta"),
+        (shortened(str(parsed.get("subagent_name", "?")), _NAME_LIMIT), "bold magenta"),
         (f": {reason}", "green" if reason == "GOAL" else "yellow"),
         (
-            f" · {parsed.get('model_calls', '?')} calls · {usage.get('input_tokens', 0)} in / "
-            f"{usage.get('output_tokens', 0)} out tokens",
+            f" · {_count(parsed.get('model_calls'))} calls · "
+            f"{_count(usage.get('input_tokens', 0))} in / "
+            f"{_count(usage.get('output_tokens', 0))} out tokens",
             "dim",
         ),
     )
+
+
+def _count(value: object) -> str:
+    """A count from a subagent's result document, or `?` for anything but a whole number."""
+    return str(value) if type(value) is int else "?"
 
 
 def footer_line(provider: str, model: str, session_id: str, turn: CompletedTurn | None) -> str:
